@@ -1,0 +1,342 @@
+//! The logical request and response: what the HTTP layer hands to the core and gets back.
+//!
+//! Everything Vault-specific about the wire (envelope, `{"errors":[…]}`, 204, raw sys
+//! responses) is decided here and in `http.rs`, in one place.
+
+use serde_json::{Map, Value};
+use shroud_core::SecretString;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Vault's logical operations, derived from the HTTP verb.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// GET.
+    Read,
+    /// LIST, or GET with `?list=true`.
+    List,
+    /// POST or PUT. Becomes `create` or `update` for the ACL through the existence check.
+    Update,
+    /// DELETE.
+    Delete,
+    /// PATCH with a merge-patch body.
+    Patch,
+}
+
+impl Operation {
+    /// The name Vault's audit log uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::List => "list",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::Patch => "patch",
+        }
+    }
+}
+
+/// One API request after HTTP parsing.
+#[derive(Debug)]
+pub struct Request {
+    /// Random id, echoed as `request_id` and in the audit log.
+    pub id: String,
+    /// The logical operation.
+    pub op: Operation,
+    /// Percent-decoded path after `/v1/`, without leading slash.
+    pub path: String,
+    /// Decoded query parameters (last one wins).
+    pub query: Vec<(String, String)>,
+    /// The JSON body, if any (always an object).
+    pub body: Option<Map<String, Value>>,
+    /// The client token from `X-Vault-Token` or `Authorization: Bearer`.
+    pub token: Option<SecretString>,
+    /// The peer address.
+    pub remote: Option<SocketAddr>,
+    /// `X-Vault-Wrap-TTL`, if sent.
+    pub wrap_ttl: Option<Duration>,
+    /// True for HEAD (only `sys/health` answers it).
+    pub head: bool,
+}
+
+impl Request {
+    /// A query parameter.
+    pub fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A body field, `null` counted as absent (hvac sends `null` for unset options).
+    pub fn field(&self, key: &str) -> Option<&Value> {
+        self.body
+            .as_ref()
+            .and_then(|b| b.get(key))
+            .filter(|v| !v.is_null())
+    }
+}
+
+/// The `auth` block of a response that minted a token.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuthBlock {
+    /// The new token. Serialized only into the HTTP response, never logged (audit HMACs it).
+    #[serde(serialize_with = "ser_secret")]
+    pub client_token: SecretString,
+    /// Its accessor.
+    pub accessor: String,
+    /// All policies.
+    pub policies: Vec<String>,
+    /// Same as `policies` (no identity policies in shroud).
+    pub token_policies: Vec<String>,
+    /// Token metadata.
+    pub metadata: Option<Map<String, Value>>,
+    /// TTL in seconds.
+    pub lease_duration: u64,
+    /// Whether it can be renewed.
+    pub renewable: bool,
+    /// Always empty (no identity store).
+    pub entity_id: String,
+    /// `service` or `batch`.
+    pub token_type: String,
+    /// Whether the token has no parent.
+    pub orphan: bool,
+    /// Always null.
+    pub mfa_requirement: Option<Value>,
+    /// Remaining uses, 0 = unlimited.
+    pub num_uses: u64,
+}
+
+fn ser_secret<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.expose())
+}
+
+/// What a handler returns.
+#[derive(Debug)]
+pub enum Reply {
+    /// The standard envelope.
+    Logical(Logical),
+    /// A bare JSON object with this status (sys/init, sys/health, sys/seal-status, …).
+    Raw(u16, Value),
+    /// 204 with no body.
+    NoContent,
+}
+
+/// An enveloped response.
+#[derive(Debug, Default)]
+pub struct Logical {
+    /// HTTP status (200 unless a handler says otherwise, e.g. 404 for a deleted KV version).
+    pub status: Option<u16>,
+    /// `data`.
+    pub data: Option<Value>,
+    /// `auth`.
+    pub auth: Option<AuthBlock>,
+    /// `warnings`.
+    pub warnings: Vec<String>,
+    /// Copy every `data` key to the top level, as Vault does for sys/* (`HTTPSysInjector`).
+    pub sys_inject: bool,
+    /// `mount_type`.
+    pub mount_type: &'static str,
+}
+
+impl Reply {
+    /// An enveloped response with `data`.
+    pub fn data(v: Value) -> Reply {
+        Reply::Logical(Logical {
+            data: Some(v),
+            ..Default::default()
+        })
+    }
+
+    /// An enveloped sys/* response (data duplicated at the top level).
+    pub fn sys(v: Value) -> Reply {
+        Reply::Logical(Logical {
+            data: Some(v),
+            sys_inject: true,
+            mount_type: "system",
+            ..Default::default()
+        })
+    }
+}
+
+/// An error as the client sees it: Vault's status code and `{"errors":[…]}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// The messages.
+    pub errors: Vec<String>,
+    /// Kept `data` (Vault's `respondErrorAndData`).
+    pub data: Option<Value>,
+}
+
+impl ApiError {
+    /// An error with one message.
+    pub fn new(status: u16, msg: impl Into<String>) -> Self {
+        Self {
+            status,
+            errors: vec![msg.into()],
+            data: None,
+        }
+    }
+    /// 400.
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self::new(400, msg)
+    }
+    /// 403 with Vault's exact text.
+    pub fn permission_denied() -> Self {
+        Self::new(403, "1 error occurred:\n\t* permission denied\n\n")
+    }
+    /// 404 with an empty error list (Vault's plain not-found).
+    pub fn not_found() -> Self {
+        Self {
+            status: 404,
+            errors: vec![],
+            data: None,
+        }
+    }
+    /// 404 for an unknown route.
+    pub fn no_route(path: &str) -> Self {
+        Self::new(
+            404,
+            format!("no handler for route \"{path}\". route entry not found."),
+        )
+    }
+    /// 405.
+    pub fn unsupported_operation() -> Self {
+        Self::new(405, "1 error occurred:\n\t* unsupported operation\n\n")
+    }
+    /// 503.
+    pub fn sealed() -> Self {
+        Self::new(503, "Vault is sealed")
+    }
+    /// 500 with a generic message; the detail goes to the log, never to the client.
+    pub fn internal(detail: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(500, "internal error")
+    }
+}
+
+impl From<shroud_crypto::CryptoError> for ApiError {
+    fn from(e: shroud_crypto::CryptoError) -> Self {
+        match e {
+            shroud_crypto::CryptoError::Sealed => ApiError::sealed(),
+            e if e.is_client_error() => ApiError::bad_request(e.to_string()),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+/// Handler result.
+pub type ApiResult = Result<Reply, ApiError>;
+
+/// Reads a field as a string list: a JSON array of strings or a comma-joined string (hvac sends
+/// both forms).
+pub fn string_list(v: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::String(s)) => Ok(s
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|x| match x {
+                Value::String(s) => Ok(s.trim().to_owned()),
+                _ => Err(ApiError::bad_request("expected a list of strings")),
+            })
+            .collect(),
+        Some(_) => Err(ApiError::bad_request("expected a list of strings")),
+    }
+}
+
+/// Reads a duration field given as seconds or a Go duration string.
+pub fn duration_field(v: Option<&Value>, name: &str) -> Result<Option<Duration>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(s) if s <= shroud_core::duration::MAX_DURATION_SECS => {
+                Ok(Some(Duration::from_secs(s)))
+            }
+            _ => Err(ApiError::bad_request(format!("invalid duration for {name}"))),
+        },
+        Some(Value::String(s)) => shroud_core::duration::parse(s)
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid duration for {name}"))),
+        Some(_) => Err(ApiError::bad_request(format!("invalid duration for {name}"))),
+    }
+}
+
+/// Reads a boolean field given as a JSON bool or a string like Go's `ParseBool`.
+pub fn bool_field(v: Option<&Value>, name: &str) -> Result<Option<bool>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) => parse_bool(s)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid boolean for {name}"))),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(0) => Ok(Some(false)),
+            Some(1) => Ok(Some(true)),
+            _ => Err(ApiError::bad_request(format!("invalid boolean for {name}"))),
+        },
+        Some(_) => Err(ApiError::bad_request(format!("invalid boolean for {name}"))),
+    }
+}
+
+/// Reads an unsigned integer field given as a number or a numeric string.
+pub fn uint_field(v: Option<&Value>, name: &str) -> Result<Option<u64>, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid number for {name}"))),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid number for {name}"))),
+        Some(_) => Err(ApiError::bad_request(format!("invalid number for {name}"))),
+    }
+}
+
+/// Go's `strconv.ParseBool`.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// RFC 3339 with nanoseconds in UTC, as Vault prints timestamps.
+pub fn timestamp(t: std::time::SystemTime) -> String {
+    let dt = time::OffsetDateTime::from(t);
+    dt.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Random URL-safe identifier of `n` base62 characters from the OS RNG.
+pub fn random_id(n: usize) -> Result<String, ApiError> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while out.len() < n {
+        getrandom::fill(&mut buf).map_err(|e| ApiError::internal(&e))?;
+        for b in buf {
+            // 248 = 4 * 62: rejection sampling keeps the choice uniform.
+            if b < 248 && out.len() < n {
+                out.push(ALPHABET[(b % 62) as usize] as char);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A v4 UUID string from the OS RNG.
+pub fn uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}

@@ -1,0 +1,284 @@
+//! HTTP ⇄ logical translation, in one place: verbs, paths, bodies, the Vault envelope, error
+//! bodies, status codes and headers.
+
+use crate::api::{ApiError, Operation, Reply, Request};
+use crate::core::Core;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{Map, Value};
+use shroud_core::SecretString;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Vault's default maximum request size.
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// The peer address, inserted as a request extension by the connection loop.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+/// The router: everything under `/v1/` goes to one handler.
+pub fn router(core: Arc<Core>) -> Router {
+    Router::new().fallback(entry).with_state(core)
+}
+
+fn json_response(status: u16, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    // Exactly `application/json`: hvac compares the header string for equality.
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Renders an error as `{"errors":[…]}` (plus `data` when kept).
+pub fn error_response(e: &ApiError) -> Response {
+    let mut m = Map::new();
+    m.insert("errors".into(), Value::from(e.errors.clone()));
+    if let Some(d) = &e.data {
+        m.insert("data".into(), d.clone());
+    }
+    json_response(e.status, serde_json::to_vec(&m).unwrap_or_default())
+}
+
+fn render(reply: Reply, request_id: &str, head: bool) -> Response {
+    let (status, body) = match reply {
+        Reply::NoContent => {
+            let mut r = json_response(204, vec![]);
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            return r;
+        }
+        Reply::Raw(status, v) => (status, serde_json::to_vec(&v).unwrap_or_default()),
+        Reply::Logical(l) => {
+            let mut m = Map::new();
+            if l.sys_inject {
+                if let Some(Value::Object(d)) = &l.data {
+                    for (k, v) in d {
+                        m.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            m.insert("request_id".into(), Value::from(request_id));
+            m.insert("lease_id".into(), Value::from(""));
+            m.insert("renewable".into(), Value::from(false));
+            m.insert("lease_duration".into(), Value::from(0));
+            m.insert("data".into(), l.data.unwrap_or(Value::Null));
+            m.insert("wrap_info".into(), Value::Null);
+            m.insert(
+                "warnings".into(),
+                if l.warnings.is_empty() {
+                    Value::Null
+                } else {
+                    Value::from(l.warnings)
+                },
+            );
+            m.insert(
+                "auth".into(),
+                match l.auth {
+                    Some(a) => serde_json::to_value(&a).unwrap_or(Value::Null),
+                    None => Value::Null,
+                },
+            );
+            m.insert("mount_type".into(), Value::from(l.mount_type));
+            (l.status.unwrap_or(200), serde_json::to_vec(&m).unwrap_or_default())
+        }
+    };
+    json_response(status, if head { vec![] } else { body })
+}
+
+/// Percent-decodes a path; None if the result is not UTF-8 or has a bad escape.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
+    let Some(q) = q else { return vec![] };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .take(64)
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let dec = |x: &str| percent_decode(&x.replace('+', " "));
+            Some((dec(k)?, dec(v)?))
+        })
+        .collect()
+}
+
+fn token_from(headers: &HeaderMap) -> Option<SecretString> {
+    if let Some(v) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        if !v.is_empty() {
+            return Some(SecretString::from(v));
+        }
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let t = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer "))?;
+    (!t.is_empty()).then(|| SecretString::from(t.trim()))
+}
+
+async fn entry(State(core): State<Arc<Core>>, req: axum::extract::Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let request_id = crate::api::uuid();
+    let Some(raw_path) = parts.uri.path().strip_prefix("/v1/") else {
+        return error_response(&ApiError::not_found());
+    };
+    let Some(path) = percent_decode(raw_path) else {
+        return error_response(&ApiError::bad_request("invalid path encoding"));
+    };
+    // hvac collapses `//`; do the same so policies see one canonical path.
+    let mut path = path;
+    while path.contains("//") {
+        path = path.replace("//", "/");
+    }
+    let path = path.trim_start_matches('/').to_owned();
+    if path.is_empty() {
+        return error_response(&ApiError::not_found());
+    }
+    if path.len() > 8192 || path.chars().any(|c| c.is_control()) {
+        return error_response(&ApiError::bad_request("invalid path"));
+    }
+    let query = parse_query(parts.uri.query());
+    let list_q = query
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "list")
+        .map(|(_, v)| crate::sys::list_query(v))
+        .unwrap_or(false);
+    let head = parts.method == Method::HEAD;
+    let op = match parts.method.as_str() {
+        "GET" | "HEAD" if list_q => Operation::List,
+        "GET" => Operation::Read,
+        "HEAD" if path.trim_end_matches('/') == "sys/health" => Operation::Read,
+        "LIST" => Operation::List,
+        "POST" | "PUT" => Operation::Update,
+        "DELETE" => Operation::Delete,
+        "PATCH" => Operation::Patch,
+        _ => return error_response(&ApiError::new(405, "unsupported operation")),
+    };
+    if op == Operation::Patch {
+        let ct = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct.starts_with("application/merge-patch+json") {
+            return error_response(&ApiError::new(
+                415,
+                "PATCH requires Content-Type of application/merge-patch+json",
+            ));
+        }
+    }
+    if let Some(len) = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > MAX_BODY {
+            return error_response(&ApiError::new(413, "request body too large"));
+        }
+    }
+    let bytes: Bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return error_response(&ApiError::new(413, "request body too large"));
+            }
+            return error_response(&ApiError::bad_request("failed to read request body"));
+        }
+    };
+    let body = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        None
+    } else {
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(m)) => Some(m),
+            Ok(Value::Null) => None,
+            Ok(_) => {
+                return error_response(&ApiError::bad_request(
+                    "failed to parse JSON input: request body must be a JSON object",
+                ))
+            }
+            Err(e) => {
+                // serde_json's message names line/column, never the content.
+                return error_response(&ApiError::bad_request(format!(
+                    "failed to parse JSON input: {e}"
+                )));
+            }
+        }
+    };
+    let wrap_ttl = match parts.headers.get("x-vault-wrap-ttl") {
+        None => None,
+        Some(v) => {
+            let d = v
+                .to_str()
+                .ok()
+                .and_then(|s| shroud_core::duration::parse(s).ok());
+            match d {
+                Some(d) => Some(d),
+                None => {
+                    return error_response(&ApiError::bad_request("invalid X-Vault-Wrap-TTL"))
+                }
+            }
+        }
+    };
+    if wrap_ttl.is_some() {
+        return error_response(&ApiError::bad_request(
+            "response wrapping is not supported by this server yet",
+        ));
+    }
+    let remote = parts.extensions.get::<Peer>().map(|p| p.0);
+    let req = Request {
+        id: request_id.clone(),
+        op,
+        path,
+        query,
+        body,
+        token: token_from(&parts.headers),
+        remote,
+        wrap_ttl,
+        head,
+    };
+    match core.handle(req).await {
+        Ok(reply) => render(reply, &request_id, head),
+        Err(e) => error_response(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b/c").as_deref(), Some("a b/c"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%ff"), None, "invalid UTF-8 is rejected");
+        assert_eq!(percent_decode("abc%2"), None, "truncated escape is rejected");
+    }
+
+    #[test]
+    fn list_query_parses_like_go() {
+        let q = parse_query(Some("list=True&x=1"));
+        assert_eq!(q[0], ("list".to_owned(), "True".to_owned()));
+        assert!(crate::sys::list_query("True"));
+        assert!(crate::sys::list_query("1"));
+        assert!(!crate::sys::list_query("nope"));
+    }
+}

@@ -1,0 +1,49 @@
+//! `shroud`: the command-line interface of the shroud secrets manager.
+//!
+//! `main` only parses arguments, sets up logging, dispatches to a command module under
+//! [`cmd`] and turns the outcome into an exit code (see [`report`]). Start reading at
+//! [`cli::Cli`] for the command tree.
+
+mod cli;
+mod cmd;
+mod connection;
+mod content;
+mod generate;
+mod input;
+mod report;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Prints help/version to stdout (exit 0) or the usage error to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(report::EXIT_USAGE));
+        }
+    };
+    init_logging(cli.command.default_log_level());
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(e) => report::print_error(&e),
+    }
+}
+
+/// Logs go to stderr; `SHROUD_LOG` takes an env-filter directive (`debug`,
+/// `shroud_client=debug`). An invalid directive falls back to the default rather than failing.
+fn init_logging(default_level: &str) {
+    let filter = std::env::var("SHROUD_LOG")
+        .ok()
+        .and_then(|s| EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
