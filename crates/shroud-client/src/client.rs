@@ -94,7 +94,7 @@ impl RawResponse {
     /// Parses the body into `T`, or reports which call returned something unexpected.
     pub fn json<T: DeserializeOwned>(&self, what: &str) -> Result<T, ClientError> {
         serde_json::from_slice(&self.body).map_err(|e| ClientError::InvalidResponse {
-            reason: format!("{what}: {e}"),
+            reason: format!("{what}: {}", describe_json_error(&e)),
         })
     }
 
@@ -362,6 +362,21 @@ impl Client {
     }
 }
 
+/// serde_json's "invalid type" and "invalid value" messages quote the offending value, which
+/// in a response may be a token or a secret; report only where the problem is for those.
+fn describe_json_error(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    if msg.starts_with("invalid type") || msg.starts_with("invalid value") {
+        format!(
+            "a field has an unexpected type or value at line {} column {}",
+            e.line(),
+            e.column()
+        )
+    } else {
+        msg
+    }
+}
+
 /// Parses and normalises the server address: scheme http/https, a host, no credentials, no
 /// query; a path prefix is kept (for servers behind a reverse proxy) and always ends in `/`.
 pub(crate) fn parse_addr(addr: &str) -> Result<Url, ClientError> {
@@ -405,21 +420,28 @@ fn is_loopback(url: &Url) -> bool {
 fn find_source<'a, T: std::error::Error + 'static>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a T> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
+    // Bounded: error chains are short, but a cyclic `source()` must not hang us.
+    let mut stack: Vec<&'a (dyn std::error::Error + 'static)> = vec![e];
+    let mut visited = 0;
+    while let Some(err) = stack.pop() {
+        visited += 1;
+        if visited > 32 {
+            break;
+        }
         if let Some(t) = err.downcast_ref::<T>() {
             return Some(t);
         }
-        // rustls errors reach reqwest wrapped in io::Error, whose `source()` is the inner
-        // error's source rather than the inner error itself; look inside explicitly.
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(t) = inner.downcast_ref::<T>() {
-                    return Some(t);
-                }
-            }
+        // rustls errors reach reqwest wrapped in io::Error, whose `source()` skips the wrapped
+        // error itself; look inside explicitly.
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            stack.push(inner);
         }
-        cur = err.source();
+        if let Some(next) = err.source() {
+            stack.push(next);
+        }
     }
     None
 }
@@ -465,6 +487,27 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn json_errors_do_not_quote_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct T {
+            n: u64,
+        }
+        let raw = RawResponse {
+            status: 200,
+            body: Zeroizing::new(br#"{"n":"hvs.secret-token"}"#.to_vec()),
+        };
+        let err = raw.json::<T>("test").unwrap_err().to_string();
+        assert!(!err.contains("secret-token"), "{err}");
+        let raw = RawResponse {
+            status: 200,
+            body: Zeroizing::new(br#"{}"#.to_vec()),
+        };
+        let err = raw.json::<T>("test").unwrap_err().to_string();
+        assert!(err.contains("missing field"), "{err}");
     }
 
     #[test]

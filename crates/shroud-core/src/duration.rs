@@ -115,7 +115,16 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["abc", "1x", "-5s", "h", "1h-3m", "s1", "+", "99999999999999999999h"] {
+        for bad in [
+            "abc",
+            "1x",
+            "-5s",
+            "h",
+            "1h-3m",
+            "s1",
+            "+",
+            "99999999999999999999h",
+        ] {
             assert!(parse(bad).is_err(), "{bad} should fail");
         }
     }

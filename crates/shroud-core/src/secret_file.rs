@@ -62,7 +62,10 @@ mod tests {
         write_atomic(&p, b"first", 0o600).unwrap();
         write_atomic(&p, b"second", 0o640).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"second");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
         let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file may be left behind");
         fs::remove_dir_all(&dir).unwrap();

@@ -71,7 +71,8 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Creates or overwrites one entry.
     async fn put(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
-        self.write_batch(vec![Op::Put(key.to_owned(), value.to_vec())]).await
+        self.write_batch(vec![Op::Put(key.to_owned(), value.to_vec())])
+            .await
     }
 
     /// Deletes one entry; deleting an absent key is not an error.

@@ -40,7 +40,9 @@ pub(crate) fn random_key() -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
 pub(crate) struct TermKey {
     pub(crate) term: u32,
     key: Zeroizing<[u8; KEY_LEN]>,
-    /// Precomputed AES key schedule and GHASH key: the read path only looks this up.
+    /// Precomputed AES key schedule and GHASH key: the read path only looks this up. The key
+    /// schedule is wiped on drop (`aes/zeroize`); the GHASH key is not on x86_64 (polyval 0.6's
+    /// autodetect backend has no `Drop`; see `docs/key-hierarchy.md`).
     pub(crate) cipher: Aes256Gcm,
     pub(crate) install_time: SystemTime,
     /// Encryptions under this term since unseal (not persisted).

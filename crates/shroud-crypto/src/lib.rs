@@ -30,8 +30,10 @@
 //!
 //! Key material lives in `Zeroizing` buffers and [`shroud_core::SecretBytes`], dropped on
 //! [`SealManager::seal`]. No type here prints key bytes in `Debug`, and no error carries them.
-//! The AES key schedules inside the cached cipher objects are wiped on drop only if the `aes`
-//! and `polyval` crates are built with their `zeroize` features (see `docs/key-hierarchy.md`).
+//! This crate depends on `aes` and `polyval` directly only to turn on their `zeroize` features,
+//! so the AES round keys inside the cached cipher objects are wiped on drop. The GHASH key is
+//! not yet: polyval 0.6's runtime-detected (x86/x86_64) backend has no `Drop`, so its wipe never
+//! runs there (see "In memory" in `docs/key-hierarchy.md`).
 
 mod barrier;
 mod envelope;

@@ -131,7 +131,9 @@ pub fn parse_policy(name: &str, text: &str) -> Result<Policy, PolicyError> {
             limit: MAX_POLICY_BYTES,
         });
     }
-    let rules = syntax::parse(text)?
+    // Editors on Windows may prepend a byte-order mark; it is not part of the policy.
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let rules = syntax::parse(body)?
         .into_iter()
         .map(build_rule)
         .collect::<Result<Vec<_>, _>>()?;

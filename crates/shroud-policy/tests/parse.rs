@@ -52,6 +52,14 @@ fn hcl1_brace_on_its_own_line_parses() {
 }
 
 #[test]
+fn crlf_line_endings_and_a_byte_order_mark_are_accepted() {
+    let text = "\u{feff}# windows\r\npath \"a/*\"\r\n{\r\n  capabilities = [\"read\"]\r\n}\r\n";
+    let p = parse_policy("win", text).unwrap();
+    assert_eq!(p.raw, text);
+    assert!(Acl::new(&[&p]).check("a/b", Operation::Read).allowed);
+}
+
+#[test]
 fn empty_policy_is_valid_and_grants_nothing() {
     let p = parse_policy("empty", "# nothing\n").unwrap();
     assert!(p.rules().is_empty());

@@ -116,7 +116,7 @@ fn ser_secret<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S
 #[derive(Debug)]
 pub enum Reply {
     /// The standard envelope.
-    Logical(Logical),
+    Logical(Box<Logical>),
     /// A bare JSON object with this status (sys/init, sys/health, sys/seal-status, …).
     Raw(u16, Value),
     /// 204 with no body.
@@ -143,20 +143,20 @@ pub struct Logical {
 impl Reply {
     /// An enveloped response with `data`.
     pub fn data(v: Value) -> Reply {
-        Reply::Logical(Logical {
+        Reply::Logical(Box::new(Logical {
             data: Some(v),
             ..Default::default()
-        })
+        }))
     }
 
     /// An enveloped sys/* response (data duplicated at the top level).
     pub fn sys(v: Value) -> Reply {
-        Reply::Logical(Logical {
+        Reply::Logical(Box::new(Logical {
             data: Some(v),
             sys_inject: true,
             mount_type: "system",
             ..Default::default()
-        })
+        }))
     }
 }
 
@@ -260,12 +260,16 @@ pub fn duration_field(v: Option<&Value>, name: &str) -> Result<Option<Duration>,
             Some(s) if s <= shroud_core::duration::MAX_DURATION_SECS => {
                 Ok(Some(Duration::from_secs(s)))
             }
-            _ => Err(ApiError::bad_request(format!("invalid duration for {name}"))),
+            _ => Err(ApiError::bad_request(format!(
+                "invalid duration for {name}"
+            ))),
         },
         Some(Value::String(s)) => shroud_core::duration::parse(s)
             .map(Some)
             .map_err(|_| ApiError::bad_request(format!("invalid duration for {name}"))),
-        Some(_) => Err(ApiError::bad_request(format!("invalid duration for {name}"))),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "invalid duration for {name}"
+        ))),
     }
 }
 

@@ -62,7 +62,9 @@ impl Broker {
     /// sealed than serving unaudited.
     pub async fn load(barrier: Arc<Barrier>) -> Result<Self, ApiError> {
         let configs: Vec<DeviceConfig> = match barrier.get(TABLE_KEY).await? {
-            Some(raw) => serde_json::from_slice(raw.expose()).map_err(|e| ApiError::internal(&e))?,
+            Some(raw) => {
+                serde_json::from_slice(raw.expose()).map_err(|e| ApiError::internal(&e))?
+            }
             None => vec![],
         };
         let mut devices = Vec::new();
@@ -78,12 +80,19 @@ impl Broker {
 
     /// Enabled devices.
     pub fn all(&self) -> Vec<Arc<Device>> {
-        self.devices.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.devices
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// True if at least one device is enabled.
     pub fn enabled(&self) -> bool {
-        !self.devices.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+        !self
+            .devices
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// The device at `path`.
@@ -91,9 +100,10 @@ impl Broker {
         self.all().into_iter().find(|d| d.config.path == path)
     }
 
-    /// Records one entry; Err if devices exist and none recorded it.
-    pub fn log(&self, entry: &Entry<'_>) -> Result<(), ApiError> {
-        let devices = self.devices.read().unwrap_or_else(|e| e.into_inner());
+    /// Records one entry on `devices` (the set enabled when the request arrived, so that a
+    /// request and its response land on the same devices); Err if there are devices and none
+    /// recorded it.
+    pub fn log_to(devices: &[Arc<Device>], entry: &Entry<'_>) -> Result<(), ApiError> {
         if devices.is_empty() {
             return Ok(());
         }
@@ -101,7 +111,9 @@ impl Broker {
         for d in devices.iter() {
             match d.device.log(entry) {
                 Ok(()) => ok = true,
-                Err(e) => tracing::error!(device = %d.config.path, error = %e, "audit device failed"),
+                Err(e) => {
+                    tracing::error!(device = %d.config.path, error = %e, "audit device failed")
+                }
             }
         }
         if ok {

@@ -119,7 +119,10 @@ mod tests {
         let t = "[listener]\naddress = \"0.0.0.0:8200\"\ntls_disable = true\n[storage]\ntype = \"memory\"\n";
         let e = Config::parse(t).unwrap_err();
         assert!(e.contains("refusing plain HTTP"), "{e}");
-        let ok = t.replace("tls_disable = true", "tls_disable = true\nallow_plaintext_on_non_loopback = true");
+        let ok = t.replace(
+            "tls_disable = true",
+            "tls_disable = true\nallow_plaintext_on_non_loopback = true",
+        );
         assert!(Config::parse(&ok).is_ok());
     }
 

@@ -102,7 +102,10 @@ impl Core {
 
     /// The unsealed subsystems, or None while sealed.
     pub fn active(&self) -> Option<Arc<Active>> {
-        self.active.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.active
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Loads the subsystems after the barrier was unsealed.
@@ -134,10 +137,14 @@ impl Core {
         }
         let shares_out = match &self.seal_kind {
             SealKind::Shamir => {
-                let init = self.seal.initialize(shares, threshold).await.map_err(|e| match e {
-                    shroud_crypto::CryptoError::InvalidConfig(m) => ApiError::bad_request(m),
-                    other => ApiError::from(other),
-                })?;
+                let init = self
+                    .seal
+                    .initialize(shares, threshold)
+                    .await
+                    .map_err(|e| match e {
+                        shroud_crypto::CryptoError::InvalidConfig(m) => ApiError::bad_request(m),
+                        other => ApiError::from(other),
+                    })?;
                 for s in init.shares.iter().take(threshold as usize) {
                     self.seal.submit_share(s.expose()).await?;
                 }
@@ -162,7 +169,12 @@ impl Core {
         if active.mounts.get("secret/").is_none() {
             active
                 .mounts
-                .enable("secret/", "kv", "key/value secret storage", Default::default())
+                .enable(
+                    "secret/",
+                    "kv",
+                    "key/value secret storage",
+                    Default::default(),
+                )
                 .await?;
         }
         let req = CreateRequest {
@@ -171,7 +183,10 @@ impl Core {
             renewable: false,
             ..Default::default()
         };
-        let (token, _) = active.tokens.create(None, req, "auth/token/root", true).await?;
+        let (token, _) = active
+            .tokens
+            .create(None, req, "auth/token/root", true)
+            .await?;
         if matches!(self.seal_kind, SealKind::Shamir) {
             self.seal_now();
         }
@@ -271,15 +286,18 @@ impl Core {
             response_data: None,
             response_auth: None,
             status: None,
-            error: if allowed { None } else { Some("permission denied") },
+            error: if allowed {
+                None
+            } else {
+                Some("permission denied")
+            },
         };
         // Escape hatch: a sudo holder may disable an audit device even when no device can
         // record it; otherwise one broken device locks everyone out for good.
-        let audit_escape = allowed
-            && sudo
-            && req.op == Operation::Delete
-            && req.path.starts_with("sys/audit/");
-        if let Err(e) = active.audit.log(&log) {
+        let audit_escape =
+            allowed && sudo && req.op == Operation::Delete && req.path.starts_with("sys/audit/");
+        let devices = active.audit.all();
+        if let Err(e) = Broker::log_to(&devices, &log) {
             if !audit_escape {
                 return Err(e);
             }
@@ -291,7 +309,7 @@ impl Core {
         let last_use = active.tokens.use_once(&entry).await?;
         let caller = Caller {
             entry: entry.clone(),
-            token,
+            token: token.clone(),
             acl,
             sudo,
         };
@@ -322,16 +340,18 @@ impl Core {
             client_token: a.client_token.expose(),
             accessor: &a.accessor,
             policies: &a.policies,
-            token_ttl: a.lease_duration,
+            metadata: a.metadata.as_ref(),
+            lease_duration: a.lease_duration,
+            renewable: a.renewable,
+            token_type: &a.token_type,
+            orphan: a.orphan,
         });
         log.status = Some(status);
         log.error = err_text.as_deref();
         // A revoke-self / seal may have removed the caller's state; the audit still records it.
-        if let Some(a) = self.active() {
-            if let Err(e) = a.audit.log(&log) {
-                if !audit_escape {
-                    return Err(e);
-                }
+        if let Err(e) = Broker::log_to(&devices, &log) {
+            if !audit_escape {
+                return Err(e);
             }
         }
         if last_use {

@@ -31,7 +31,10 @@ fn json_response(status: u16, body: Vec<u8>) -> Response {
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
     // Exactly `application/json`: hvac compares the header string for equality.
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
@@ -85,7 +88,10 @@ fn render(reply: Reply, request_id: &str, head: bool) -> Response {
                 },
             );
             m.insert("mount_type".into(), Value::from(l.mount_type));
-            (l.status.unwrap_or(200), serde_json::to_vec(&m).unwrap_or_default())
+            (
+                l.status.unwrap_or(200),
+                serde_json::to_vec(&m).unwrap_or_default(),
+            )
         }
     };
     json_response(status, if head { vec![] } else { body })
@@ -129,7 +135,9 @@ fn token_from(headers: &HeaderMap) -> Option<SecretString> {
         }
     }
     let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let t = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer "))?;
+    let t = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("bearer "))?;
     (!t.is_empty()).then(|| SecretString::from(t.trim()))
 }
 
@@ -198,7 +206,9 @@ async fn entry(State(core): State<Arc<Core>>, req: axum::extract::Request) -> Re
     let bytes: Bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return error_response(&ApiError::new(413, "request body too large"));
             }
             return error_response(&ApiError::bad_request("failed to read request body"));
@@ -232,9 +242,7 @@ async fn entry(State(core): State<Arc<Core>>, req: axum::extract::Request) -> Re
                 .and_then(|s| shroud_core::duration::parse(s).ok());
             match d {
                 Some(d) => Some(d),
-                None => {
-                    return error_response(&ApiError::bad_request("invalid X-Vault-Wrap-TTL"))
-                }
+                None => return error_response(&ApiError::bad_request("invalid X-Vault-Wrap-TTL")),
             }
         }
     };
@@ -270,7 +278,11 @@ mod tests {
         assert_eq!(percent_decode("a%20b/c").as_deref(), Some("a b/c"));
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%ff"), None, "invalid UTF-8 is rejected");
-        assert_eq!(percent_decode("abc%2"), None, "truncated escape is rejected");
+        assert_eq!(
+            percent_decode("abc%2"),
+            None,
+            "truncated escape is rejected"
+        );
     }
 
     #[test]

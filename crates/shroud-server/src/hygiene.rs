@@ -7,7 +7,9 @@ pub fn harden() -> Vec<String> {
     if let Err(e) =
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
     {
-        notes.push(format!("could not disable core dumps (PR_SET_DUMPABLE): {e}"));
+        notes.push(format!(
+            "could not disable core dumps (PR_SET_DUMPABLE): {e}"
+        ));
     }
     // MCL_ONFAULT locks pages as they are touched instead of faulting in every mapping now, so
     // locking does not inflate resident memory; fall back to plain locking on old kernels.

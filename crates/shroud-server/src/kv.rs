@@ -98,7 +98,9 @@ impl KvEngine {
         Self {
             barrier,
             prefix: format!("logical/{uuid}/"),
-            locks: (0..LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            locks: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -148,7 +150,9 @@ impl KvEngine {
     pub async fn exists(&self, rel: &str) -> Result<bool, ApiError> {
         let (kind, key) = split(rel);
         match kind {
-            "data" | "metadata" => Ok(valid_key(key).is_ok() && self.metadata(key).await?.is_some()),
+            "data" | "metadata" => {
+                Ok(valid_key(key).is_ok() && self.metadata(key).await?.is_some())
+            }
             _ => Ok(true),
         }
     }
@@ -235,11 +239,11 @@ impl KvEngine {
         let md = vm.json(Some(version), &meta.custom_metadata);
         if vm.destroyed || vm.is_deleted(now_nanos()) {
             // Vault answers 404 but keeps the envelope, so clients can tell deleted from absent.
-            return Ok(Reply::Logical(Logical {
+            return Ok(Reply::Logical(Box::new(Logical {
                 status: Some(404),
                 data: Some(json!({"data": null, "metadata": md})),
                 ..Default::default()
-            }));
+            })));
         }
         let Some(raw) = self.barrier.get(&self.version_key(key, version)).await? else {
             return Err(ApiError::not_found());
@@ -290,7 +294,12 @@ impl KvEngine {
         self.commit_version(key, req, data).await
     }
 
-    async fn commit_version(&self, key: &str, req: &Request, data: Map<String, Value>) -> ApiResult {
+    async fn commit_version(
+        &self,
+        key: &str,
+        req: &Request,
+        data: Map<String, Value>,
+    ) -> ApiResult {
         let _g = self.lock_for(key).lock().await;
         let config = self.config().await?;
         let existing = self.metadata(key).await?;
@@ -382,7 +391,9 @@ impl KvEngine {
             if !v.destroyed && !v.is_deleted(now) {
                 v.deleted = Some(now);
                 meta.updated = now;
-                self.barrier.write_batch(vec![self.meta_op(key, &meta)?]).await?;
+                self.barrier
+                    .write_batch(vec![self.meta_op(key, &meta)?])
+                    .await?;
             }
         }
         Ok(Reply::NoContent)
@@ -443,7 +454,9 @@ impl KvEngine {
             }
         }
         meta.updated = now;
-        self.barrier.write_batch(vec![self.meta_op(key, &meta)?]).await?;
+        self.barrier
+            .write_batch(vec![self.meta_op(key, &meta)?])
+            .await?;
         Ok(Reply::NoContent)
     }
 
@@ -552,7 +565,9 @@ impl KvEngine {
         }
         if let Some(cm) = req.field("custom_metadata") {
             let Value::Object(m) = cm else {
-                return Err(ApiError::bad_request("custom_metadata must be a map of strings"));
+                return Err(ApiError::bad_request(
+                    "custom_metadata must be a map of strings",
+                ));
             };
             let mut out = if patch {
                 meta.custom_metadata.clone().unwrap_or_default()
@@ -620,10 +635,7 @@ impl KvEngine {
         if l.status == Some(404) {
             return Ok(Reply::Logical(l));
         }
-        let depth: usize = req
-            .query("depth")
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0);
+        let depth: usize = req.query("depth").and_then(|d| d.parse().ok()).unwrap_or(0);
         let data = l.data.unwrap_or(Value::Null);
         fn strip(v: &Value, depth: usize, level: usize) -> Value {
             match v {

@@ -8,8 +8,8 @@ pub mod api;
 pub mod audit;
 pub mod config;
 pub mod core;
-pub mod hygiene;
 pub mod http;
+pub mod hygiene;
 pub mod kv;
 pub mod mounts;
 pub mod policy_store;
@@ -170,14 +170,19 @@ pub async fn serve_dev(opts: DevOptions) -> Result<(), ServerError> {
             .map_err(io(format!("cannot read {}", token_file.display())))?;
         match opts.root_token {
             Some(t) if t != stored => {
-                let active = core.active().ok_or_else(|| ServerError::Core("sealed".into()))?;
+                let active = core
+                    .active()
+                    .ok_or_else(|| ServerError::Core("sealed".into()))?;
                 if active.tokens.lookup(t.expose()).await?.is_none() {
                     let req = token::CreateRequest {
                         id: Some(t.clone()),
                         policies: vec!["root".into()],
                         ..Default::default()
                     };
-                    active.tokens.create(None, req, "auth/token/root", true).await?;
+                    active
+                        .tokens
+                        .create(None, req, "auth/token/root", true)
+                        .await?;
                 }
                 t
             }
@@ -189,12 +194,22 @@ pub async fn serve_dev(opts: DevOptions) -> Result<(), ServerError> {
             .map_err(io(format!("cannot write {}", token_file.display())))?;
         t
     };
-    let addr = listener.local_addr().map_err(io("cannot read listener address"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io("cannot read listener address"))?;
     for n in &notes {
         eprintln!("warning: {n}");
     }
     println!("shroud dev server listening on http://{addr} (plain HTTP, loopback only)");
-    println!("data directory: {}{}", dir.display(), if _tmp.is_some() { " (temporary, deleted on exit)" } else { "" });
+    println!(
+        "data directory: {}{}",
+        dir.display(),
+        if _tmp.is_some() {
+            " (temporary, deleted on exit)"
+        } else {
+            ""
+        }
+    );
     println!("storage: sqlite, seal: static key file (dev mode; never use it in production)");
     println!();
     println!("root token: {}", root.expose());
@@ -209,7 +224,8 @@ pub async fn serve_dev(opts: DevOptions) -> Result<(), ServerError> {
 
 /// Runs a server from a TOML configuration file until Ctrl-C / SIGTERM.
 pub async fn serve_config(path: PathBuf) -> Result<(), ServerError> {
-    let text = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
     let cfg = config::Config::parse(&text)
         .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
     let notes = hygiene::harden();
@@ -218,7 +234,9 @@ pub async fn serve_config(path: PathBuf) -> Result<(), ServerError> {
         _ => open_sqlite(cfg.storage.path.as_deref().unwrap_or(Path::new(".")))?,
     };
     let seal = match (&cfg.seal.kind, &cfg.seal.key_file) {
-        (Some(k), Some(f)) if k == "static" => SealKind::Static { key_file: f.clone() },
+        (Some(k), Some(f)) if k == "static" => SealKind::Static {
+            key_file: f.clone(),
+        },
         _ => SealKind::Shamir,
     };
     let core = Core::new(storage, seal.clone());
@@ -234,7 +252,11 @@ pub async fn serve_config(path: PathBuf) -> Result<(), ServerError> {
                     .clone()
                     .unwrap_or_else(std::env::temp_dir)
                     .join("tls");
-                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+                let mut names = vec![
+                    "localhost".to_owned(),
+                    "127.0.0.1".to_owned(),
+                    "::1".to_owned(),
+                ];
                 if !cfg.listener.address.ip().is_unspecified() {
                     names.push(cfg.listener.address.ip().to_string());
                 }
@@ -267,14 +289,19 @@ pub async fn serve_config(path: PathBuf) -> Result<(), ServerError> {
     for n in &notes {
         eprintln!("warning: {n}");
     }
-    let addr = listener.local_addr().map_err(io("cannot read listener address"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(io("cannot read listener address"))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let status = core.seal.status().await?;
     println!("shroud server listening on {scheme}://{addr}");
     println!(
         "storage: {}, seal: {}, initialized: {}, sealed: {}",
         cfg.storage.kind,
-        match seal { SealKind::Shamir => "shamir", SealKind::Static { .. } => "static" },
+        match seal {
+            SealKind::Shamir => "shamir",
+            SealKind::Static { .. } => "static",
+        },
         status.initialized,
         status.sealed
     );
@@ -332,14 +359,16 @@ pub async fn serve(
         let app = app.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(http::Peer(peer));
-                let app = app.clone();
-                async move {
-                    use tower::ServiceExt;
-                    app.oneshot(req.map(axum::body::Body::new)).await
-                }
-            });
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(http::Peer(peer));
+                    let app = app.clone();
+                    async move {
+                        use tower::ServiceExt;
+                        app.oneshot(req.map(axum::body::Body::new)).await
+                    }
+                },
+            );
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -348,7 +377,9 @@ pub async fn serve(
             let _ = TokioExecutor::new();
             let result = match tls {
                 Some(acceptor) => {
-                    match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream)).await {
+                    match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream))
+                        .await
+                    {
                         Ok(Ok(s)) => builder.serve_connection(TokioIo::new(s), svc).await,
                         _ => return,
                     }

@@ -88,7 +88,9 @@ impl Mounts {
     /// Loads the table; on first use creates the `secret/` KV v2 mount.
     pub async fn load(barrier: Arc<Barrier>) -> Result<Self, ApiError> {
         let entries: Vec<MountEntry> = match barrier.get(TABLE_KEY).await? {
-            Some(raw) => serde_json::from_slice(raw.expose()).map_err(|e| ApiError::internal(&e))?,
+            Some(raw) => {
+                serde_json::from_slice(raw.expose()).map_err(|e| ApiError::internal(&e))?
+            }
             None => Vec::new(),
         };
         let table = entries
@@ -163,9 +165,11 @@ impl Mounts {
         }
         let (kind, options) = match kind {
             "kv" | "kv-v2" => {
-                let v = options
-                    .get("version")
-                    .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_u64().map(|n| n.to_string())));
+                let v = options.get("version").and_then(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .or_else(|| v.as_u64().map(|n| n.to_string()))
+                });
                 if matches!(v.as_deref(), Some("1")) {
                     return Err(ApiError::bad_request(
                         "KV version 1 is not supported; shroud serves KV version 2 (options.version=\"2\")",

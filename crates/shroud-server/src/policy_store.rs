@@ -33,7 +33,9 @@ impl PolicyStore {
                     Ok(p) => {
                         map.insert(name.to_owned(), Arc::new(p));
                     }
-                    Err(e) => tracing::error!(policy = name, error = %e, "stored policy does not parse; ignored"),
+                    Err(e) => {
+                        tracing::error!(policy = name, error = %e, "stored policy does not parse; ignored")
+                    }
                 }
             }
         }

@@ -1,6 +1,8 @@
 //! The system backend (`sys/*`).
 
-use crate::api::{parse_bool, string_list, uint_field, ApiError, ApiResult, Operation, Reply, Request};
+use crate::api::{
+    parse_bool, string_list, uint_field, ApiError, ApiResult, Operation, Reply, Request,
+};
 use crate::core::{Active, Caller, Core};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
@@ -36,7 +38,9 @@ pub async fn unauthenticated(core: &Arc<Core>, req: &Request) -> Option<ApiResul
     let p = req.path.trim_end_matches('/');
     let r = match (p, req.op) {
         ("sys/health", Operation::Read) => health(core, req).await,
-        ("sys/seal-status", Operation::Read) => seal_status_json(core).await.map(|v| Reply::Raw(200, v)),
+        ("sys/seal-status", Operation::Read) => {
+            seal_status_json(core).await.map(|v| Reply::Raw(200, v))
+        }
         ("sys/init", Operation::Read) => match core.seal.is_initialized().await {
             Ok(i) => Ok(Reply::Raw(200, json!({ "initialized": i }))),
             Err(e) => Err(e.into()),
@@ -96,8 +100,15 @@ async fn health(core: &Core, req: &Request) -> ApiResult {
 async fn init(core: &Core, req: &Request) -> ApiResult {
     let shares = uint_field(req.field("secret_shares"), "secret_shares")?;
     let threshold = uint_field(req.field("secret_threshold"), "secret_threshold")?;
-    if req.field("pgp_keys").is_some() || req.field("root_token_pgp_key").map(|v| v != "").unwrap_or(false) {
-        return Err(ApiError::bad_request("PGP-encrypted shares are not supported"));
+    if req.field("pgp_keys").is_some()
+        || req
+            .field("root_token_pgp_key")
+            .map(|v| v != "")
+            .unwrap_or(false)
+    {
+        return Err(ApiError::bad_request(
+            "PGP-encrypted shares are not supported",
+        ));
     }
     let (shares, threshold) = match (&core.seal_kind, shares, threshold) {
         (crate::core::SealKind::Static { .. }, _, _) => (1, 1),
@@ -131,7 +142,7 @@ pub fn decode_key(s: &str) -> Option<Vec<u8>> {
     if s.is_empty() || s.len() > 1024 {
         return None;
     }
-    if s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
         if let Ok(b) = hex::decode(s) {
             return Some(b);
         }
@@ -140,7 +151,11 @@ pub fn decode_key(s: &str) -> Option<Vec<u8>> {
 }
 
 async fn unseal(core: &Core, req: &Request) -> ApiResult {
-    if req.field("reset").map(|v| v == &json!(true) || v == "true").unwrap_or(false) {
+    if req
+        .field("reset")
+        .map(|v| v == &json!(true) || v == "true")
+        .unwrap_or(false)
+    {
         core.seal.reset_progress();
         return seal_status_json(core).await.map(|v| Reply::Raw(200, v));
     }
@@ -148,7 +163,9 @@ async fn unseal(core: &Core, req: &Request) -> ApiResult {
         return Err(ApiError::bad_request("missing required parameter 'key'"));
     };
     let Some(bytes) = decode_key(key) else {
-        return Err(ApiError::bad_request("'key' must be a valid hex or base64 string"));
+        return Err(ApiError::bad_request(
+            "'key' must be a valid hex or base64 string",
+        ));
     };
     if !core.seal.status().await?.sealed {
         return seal_status_json(core).await.map(|v| Reply::Raw(200, v));
@@ -170,7 +187,12 @@ fn str_field<'a>(req: &'a Request, k: &str) -> Result<Option<&'a str>, ApiError>
 }
 
 /// Authenticated sys endpoints (the ACL check already passed).
-pub async fn handle(core: &Arc<Core>, active: &Active, caller: &Caller, req: &Request) -> ApiResult {
+pub async fn handle(
+    core: &Arc<Core>,
+    active: &Active,
+    caller: &Caller,
+    req: &Request,
+) -> ApiResult {
     let path = req.path.as_str();
     let (head, rest) = match path.strip_prefix("sys/") {
         Some(r) => match r.find('/') {
@@ -202,7 +224,8 @@ pub async fn handle(core: &Arc<Core>, active: &Active, caller: &Caller, req: &Re
             Ok(Reply::sys(Value::Object(m)))
         }
         ("mounts", p, Operation::Update) if !p.is_empty() && !p.ends_with("/tune") => {
-            let kind = str_field(req, "type")?.ok_or_else(|| ApiError::bad_request("missing mount type"))?;
+            let kind = str_field(req, "type")?
+                .ok_or_else(|| ApiError::bad_request("missing mount type"))?;
             let desc = str_field(req, "description")?.unwrap_or("");
             let options = match req.field("options") {
                 Some(Value::Object(o)) => o.clone(),
@@ -215,10 +238,15 @@ pub async fn handle(core: &Arc<Core>, active: &Active, caller: &Caller, req: &Re
         ("mounts", p, Operation::Read) if !p.is_empty() => {
             let p = p.trim_end_matches("/tune");
             let norm = crate::mounts::normalize(p)?;
-            let m = active.mounts.get(&norm).ok_or_else(|| ApiError::bad_request(format!("no mount at {norm}")))?;
+            let m = active
+                .mounts
+                .get(&norm)
+                .ok_or_else(|| ApiError::bad_request(format!("no mount at {norm}")))?;
             if req.path.trim_end_matches('/').ends_with("/tune") {
-                return Ok(Reply::sys(json!({"default_lease_ttl": 2764800, "max_lease_ttl": 2764800,
-                    "force_no_cache": false, "description": m.entry.description, "options": m.entry.options})));
+                return Ok(Reply::sys(
+                    json!({"default_lease_ttl": 2764800, "max_lease_ttl": 2764800,
+                    "force_no_cache": false, "description": m.entry.description, "options": m.entry.options}),
+                ));
             }
             Ok(Reply::sys(m.entry.json()))
         }
@@ -237,9 +265,9 @@ pub async fn handle(core: &Arc<Core>, active: &Active, caller: &Caller, req: &Re
             "auth method type {:?} is not supported yet (only token)",
             str_field(req, "type")?.unwrap_or("")
         ))),
-        ("auth", p, Operation::Delete) if !p.is_empty() => {
-            Err(ApiError::bad_request("cannot disable the token auth method"))
-        }
+        ("auth", p, Operation::Delete) if !p.is_empty() => Err(ApiError::bad_request(
+            "cannot disable the token auth method",
+        )),
         ("policy", "", Operation::Read | Operation::List) => {
             let names = active.policies.names();
             Ok(Reply::sys(json!({"policies": names, "keys": names})))
@@ -270,7 +298,8 @@ pub async fn handle(core: &Arc<Core>, active: &Active, caller: &Caller, req: &Re
             Ok(Reply::sys(Value::Object(m)))
         }
         ("audit", p, Operation::Update) if !p.is_empty() => {
-            let kind = str_field(req, "type")?.ok_or_else(|| ApiError::bad_request("missing audit device type"))?;
+            let kind = str_field(req, "type")?
+                .ok_or_else(|| ApiError::bad_request("missing audit device type"))?;
             let desc = str_field(req, "description")?.unwrap_or("");
             let options = match req.field("options") {
                 Some(Value::Object(o)) => o.clone(),
@@ -286,12 +315,21 @@ pub async fn handle(core: &Arc<Core>, active: &Active, caller: &Caller, req: &Re
         }
         ("audit-hash", p, Operation::Update) if !p.is_empty() => {
             let norm = crate::mounts::normalize(p)?;
-            let d = active.audit.get(&norm).ok_or_else(|| ApiError::bad_request(format!("unknown audit device {norm}")))?;
-            let input = str_field(req, "input")?.ok_or_else(|| ApiError::bad_request("missing input"))?;
+            let d = active
+                .audit
+                .get(&norm)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown audit device {norm}")))?;
+            let input =
+                str_field(req, "input")?.ok_or_else(|| ApiError::bad_request("missing input"))?;
             Ok(Reply::sys(json!({ "hash": d.hash(input) })))
         }
         ("internal", p, Operation::Read) if p == "ui/mounts" || p.starts_with("ui/mounts/") => {
-            ui_mounts(active, p.strip_prefix("ui/mounts").unwrap_or("").trim_start_matches('/'))
+            ui_mounts(
+                active,
+                p.strip_prefix("ui/mounts")
+                    .unwrap_or("")
+                    .trim_start_matches('/'),
+            )
         }
         ("rotate", "", Operation::Update) => {
             core.barrier.rotate().await?;
@@ -315,12 +353,19 @@ pub async fn handle(core: &Arc<Core>, active: &Active, caller: &Caller, req: &Re
                 out.insert(p.clone(), json!(crate::core::capabilities(&caller.acl, p)));
             }
             if paths.len() == 1 {
-                out.insert("capabilities".into(), json!(crate::core::capabilities(&caller.acl, &paths[0])));
+                out.insert(
+                    "capabilities".into(),
+                    json!(crate::core::capabilities(&caller.acl, &paths[0])),
+                );
             }
             Ok(Reply::sys(Value::Object(out)))
         }
-        ("mounts" | "auth" | "policy" | "policies" | "audit" | "audit-hash" | "rotate" | "key-status"
-        | "capabilities-self" | "seal", _, _) => Err(ApiError::unsupported_operation()),
+        (
+            "mounts" | "auth" | "policy" | "policies" | "audit" | "audit-hash" | "rotate"
+            | "key-status" | "capabilities-self" | "seal",
+            _,
+            _,
+        ) => Err(ApiError::unsupported_operation()),
         _ => Err(ApiError::no_route(path)),
     }
 }
@@ -353,10 +398,16 @@ async fn policy_endpoint(
             let text = match req.field("policy").or_else(|| req.field("rules")) {
                 Some(Value::String(s)) => s.clone(),
                 Some(v @ Value::Object(_)) => v.to_string(),
-                _ => return Err(ApiError::bad_request("'policy' parameter not supplied or empty")),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "'policy' parameter not supplied or empty",
+                    ))
+                }
             };
             if text.trim().is_empty() {
-                return Err(ApiError::bad_request("'policy' parameter not supplied or empty"));
+                return Err(ApiError::bad_request(
+                    "'policy' parameter not supplied or empty",
+                ));
             }
             active.policies.put(&name, &text).await?;
             Ok(Reply::NoContent)
@@ -375,7 +426,9 @@ fn ui_mounts(active: &Active, p: &str) -> ApiResult {
         for m in active.mounts.all() {
             secret.insert(m.entry.path.clone(), m.entry.json());
         }
-        return Ok(Reply::sys(json!({"secret": secret, "auth": {"token/": {"type": "token"}}})));
+        return Ok(Reply::sys(
+            json!({"secret": secret, "auth": {"token/": {"type": "token"}}}),
+        ));
     }
     let Some((m, _)) = active.mounts.resolve(p) else {
         return Err(ApiError::bad_request(format!(

@@ -47,12 +47,14 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 
 /// Builds a server config from PEM files.
 pub fn load(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
-    let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut read(cert)?.as_slice())
-            .collect::<Result<_, _>>()
-            .map_err(|e| TlsError::Pem(format!("{}: {e}", cert.display())))?;
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut read(cert)?.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Pem(format!("{}: {e}", cert.display())))?;
     if certs.is_empty() {
-        return Err(TlsError::Pem(format!("{}: no certificate found", cert.display())));
+        return Err(TlsError::Pem(format!(
+            "{}: no certificate found",
+            cert.display()
+        )));
     }
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut read(key)?.as_slice())
         .map_err(|e| TlsError::Pem(format!("{}: {e}", key.display())))?
@@ -88,8 +90,8 @@ pub fn self_signed(dir: &Path, names: Vec<String>) -> Result<(Identity, bool), T
         path: dir.to_owned(),
         source,
     })?;
-    let ck = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let ck =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     shroud_core::secret_file::write_atomic(&key, ck.signing_key.serialize_pem().as_bytes(), 0o600)
         .map_err(|source| TlsError::Read {
             path: key.clone(),

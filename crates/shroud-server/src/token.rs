@@ -254,8 +254,8 @@ impl TokenStore {
                 s
             }
         };
-        let mac = Hmac::<Sha256>::new_from_slice(salt.expose())
-            .map_err(|e| ApiError::internal(&e))?;
+        let mac =
+            Hmac::<Sha256>::new_from_slice(salt.expose()).map_err(|e| ApiError::internal(&e))?;
         Ok(Self {
             barrier,
             mac,
@@ -452,7 +452,9 @@ impl TokenStore {
         };
         let hash = self.hash(token.expose());
         if self.load_entry(&hash).await?.is_some() {
-            return Err(ApiError::bad_request("cannot create a token with a duplicate ID"));
+            return Err(ApiError::bad_request(
+                "cannot create a token with a duplicate ID",
+            ));
         }
         let accessor = random_id(24)?;
         let orphan = req.no_parent || parent.is_none();
@@ -471,7 +473,11 @@ impl TokenStore {
             },
             policies,
             meta: req.meta,
-            display_name: if parent.is_none() { "root".to_owned() } else { display },
+            display_name: if parent.is_none() {
+                "root".to_owned()
+            } else {
+                display
+            },
             num_uses: req.num_uses,
             creation_time: now,
             creation_ttl: ttl,
@@ -571,7 +577,10 @@ impl TokenStore {
         let entry = self.load_entry(hash).await?;
         let mut ops = vec![BarrierOp::Delete(format!("{ID_PREFIX}{hash}"))];
         if let Some(e) = &entry {
-            ops.push(BarrierOp::Delete(format!("{ACCESSOR_PREFIX}{}", e.accessor)));
+            ops.push(BarrierOp::Delete(format!(
+                "{ACCESSOR_PREFIX}{}",
+                e.accessor
+            )));
             if let Some(p) = &e.parent {
                 ops.push(BarrierOp::Delete(format!("{PARENT_PREFIX}{p}/{hash}")));
             }

@@ -7,11 +7,11 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 fn auth_reply(entry: &TokenEntry, token: shroud_core::SecretString) -> Reply {
-    Reply::Logical(Logical {
+    Reply::Logical(Box::new(Logical {
         auth: Some(entry.auth_block(token, now_secs())),
         mount_type: "token",
         ..Default::default()
-    })
+    }))
 }
 
 fn token_field(req: &Request) -> Result<String, ApiError> {
@@ -123,8 +123,9 @@ pub async fn handle(active: &Active, caller: &Caller, req: &Request) -> ApiResul
             Ok(Reply::data(json!({ "keys": keys })))
         }
         (
-            "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor" | "renew-self"
-            | "renew" | "revoke-self" | "revoke" | "revoke-orphan" | "revoke-accessor" | "accessors",
+            "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor"
+            | "renew-self" | "renew" | "revoke-self" | "revoke" | "revoke-orphan"
+            | "revoke-accessor" | "accessors",
             _,
         ) => Err(ApiError::unsupported_operation()),
         _ => Err(ApiError::no_route(&req.path)),

@@ -326,6 +326,7 @@ impl CacheState {
             if self.hand >= self.slots.len() {
                 self.hand = 0;
             }
+            // In bounds: `slots` is not empty and `hand` was just wrapped below its length.
             let slot = &mut self.slots[self.hand];
             if slot.referenced {
                 slot.referenced = false;

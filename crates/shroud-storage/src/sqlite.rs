@@ -107,7 +107,8 @@ impl SqliteStorage {
             return Err(StorageError::Io(Box::new(SqliteError::NoWal(mode))));
         }
         // FULL: the WAL is fsynced at every COMMIT, so an acknowledged write is durable.
-        // (NORMAL would only sync at checkpoints and could lose acknowledged writes.)
+        // (NORMAL syncs only at checkpoints: it survives a process crash but can lose
+        // acknowledged writes when the machine loses power.)
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(map_err)?;
         let seq = prepare_schema(&mut conn)?;
@@ -141,6 +142,10 @@ impl SqliteStorage {
     /// few milliseconds), so call it at shutdown, not on a latency-sensitive path.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        // Readers first, so that the writer's connection is the last one to close: SQLite
+        // then checkpoints the WAL into the main file and removes it (a read-only connection
+        // closing last cannot).
+        self.readers.close();
         // The writer finishes everything queued before this message, then exits and drops the
         // receiver: a request sent after that fails to send or loses its reply, both `Closed`.
         // A send error means the writer is already gone, which is the goal.
@@ -397,8 +402,9 @@ fn prepare_schema(conn: &mut Connection) -> Result<u64, StorageError> {
 
 /// A few read-only connections, each behind its own mutex (a `Connection` is `Send` but not
 /// `Sync`). More connections than threads that can read at once would only cost file handles.
+/// A slot is `None` once the pool is closed.
 struct ReaderPool {
-    conns: Vec<Mutex<Connection>>,
+    conns: Vec<Mutex<Option<Connection>>>,
     next: AtomicUsize,
 }
 
@@ -412,7 +418,7 @@ impl ReaderPool {
         for _ in 0..n {
             let conn = Connection::open_with_flags(path, flags).map_err(map_err)?;
             configure(&conn)?;
-            conns.push(Mutex::new(conn));
+            conns.push(Mutex::new(Some(conn)));
         }
         Ok(ReaderPool {
             conns,
@@ -425,6 +431,7 @@ impl ReaderPool {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StorageError> {
+        // `open` creates at least two connections, so `n > 0` and every index below is `< n`.
         let n = self.conns.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         for i in 0..n {
@@ -435,12 +442,29 @@ impl ReaderPool {
                 Err(TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(TryLockError::WouldBlock) => continue,
             };
-            return f(&guard).map_err(map_err);
+            return run(guard.as_ref(), f);
         }
         let guard = self.conns[start]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        f(&guard).map_err(map_err)
+        run(guard.as_ref(), f)
+    }
+
+    /// Closes every connection, after the reads in progress.
+    fn close(&self) {
+        for slot in &self.conns {
+            slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        }
+    }
+}
+
+fn run<T>(
+    conn: Option<&Connection>,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, StorageError> {
+    match conn {
+        Some(conn) => f(conn).map_err(map_err),
+        None => Err(StorageError::Closed),
     }
 }
 
@@ -483,12 +507,17 @@ mod tests {
         assert_eq!(SqliteStorage::open(&path).unwrap().kind(), "sqlite");
     }
 
-    #[test]
-    fn new_file_is_private() {
+    #[tokio::test]
+    async fn new_files_are_private() {
         let (_dir, path) = temp_db();
-        let _s = SqliteStorage::open(&path).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        let s = SqliteStorage::open(&path).unwrap();
+        s.put("k", b"v").await.unwrap();
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        for p in [path.as_os_str(), wal.as_os_str()] {
+            let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{p:?}");
+        }
     }
 
     #[test]

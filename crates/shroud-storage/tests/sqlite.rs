@@ -259,3 +259,23 @@ async fn many_writers_of_one_key_through_cache_end_coherent() {
         inner.get("shared").await.unwrap()
     );
 }
+
+/// The writer's connection closes last, so SQLite folds the WAL into the main file: a closed
+/// database is one self-contained file (what a backup by copy expects).
+#[tokio::test]
+async fn close_leaves_no_wal_behind() {
+    let (dir, path) = temp_db();
+    let s = SqliteStorage::open(&path).unwrap();
+    s.put("a", b"1").await.unwrap();
+    for _ in 0..4 {
+        s.get("a").await.unwrap();
+        s.list("").await.unwrap();
+    }
+    drop(s);
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, vec!["shroud.db"]);
+}

@@ -33,7 +33,6 @@ Example:
     version,
     long_about = LONG_ABOUT,
     after_help = EXIT_CODES_HELP,
-    propagate_version = true,
     disable_help_subcommand = true
 )]
 pub struct Cli {
@@ -61,6 +60,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a shroud server
+    #[command(long_about = server::LONG_ABOUT)]
     Server(server::ServerArgs),
     /// Initialize, unseal, seal and rotate the server
     #[command(subcommand)]
@@ -78,8 +78,10 @@ pub enum Command {
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Verify a token and store it in ~/.shroud-token
+    #[command(long_about = login::LONG_ABOUT)]
     Login(login::LoginArgs),
     /// Print a shell completion script
+    #[command(long_about = completions::LONG_ABOUT)]
     Completions(completions::CompletionsArgs),
 }
 

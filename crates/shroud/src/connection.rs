@@ -55,9 +55,7 @@ pub fn process_env() -> BTreeMap<String, String> {
 }
 
 fn non_empty<'a>(env: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
-    env.get(key)
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
+    env.get(key).map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
 /// The token file path: `$HOME/.shroud-token`.
@@ -125,9 +123,7 @@ pub fn read_token_file(path: &Path) -> anyhow::Result<Option<SecretString>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(e).with_context(|| format!("reading token file {}", path.display()))
-        }
+        Err(e) => return Err(e).with_context(|| format!("reading token file {}", path.display())),
     };
     if let Ok(meta) = file.metadata() {
         use std::os::unix::fs::PermissionsExt;
@@ -215,7 +211,11 @@ mod tests {
     #[test]
     fn shroud_token_beats_vault_token_beats_file() {
         let file = |_: &Path| Ok(Some(SecretString::from("from-file")));
-        let e = env(&[("SHROUD_TOKEN", "s-tok"), ("VAULT_TOKEN", "v-tok"), ("HOME", "/h")]);
+        let e = env(&[
+            ("SHROUD_TOKEN", "s-tok"),
+            ("VAULT_TOKEN", "v-tok"),
+            ("HOME", "/h"),
+        ]);
         let s = resolve(&GlobalArgs::default(), &e, file).unwrap();
         assert_eq!(s.token.unwrap().expose(), "s-tok");
         assert_eq!(s.token_source, TokenSource::Env("SHROUD_TOKEN"));

@@ -148,7 +148,8 @@ impl<'a> EchoOff<'a> {
 impl Drop for EchoOff<'_> {
     fn drop(&mut self) {
         if let Some(orig) = &self.saved {
-            let _ = rustix::termios::tcsetattr(self.fd, rustix::termios::OptionalActions::Now, orig);
+            let _ =
+                rustix::termios::tcsetattr(self.fd, rustix::termios::OptionalActions::Now, orig);
         }
     }
 }

@@ -8,8 +8,6 @@ use std::process::ExitCode;
 
 use shroud_client::ClientError;
 
-/// Success.
-pub const EXIT_OK: u8 = 0;
 /// Any runtime error.
 pub const EXIT_ERROR: u8 = 1;
 /// Bad command line (clap's own code), and `operator status` on a sealed server.
@@ -85,7 +83,9 @@ pub fn render(err: &anyhow::Error) -> (String, u8) {
         out.push_str(&hint);
         out.push('\n');
     }
-    let code = if err.chain().any(|e| e.is::<UsageError>()) {
+    let code = if err.downcast_ref::<UsageError>().is_some()
+        || err.chain().any(|e| e.is::<UsageError>())
+    {
         EXIT_USAGE
     } else {
         EXIT_ERROR
@@ -94,6 +94,14 @@ pub fn render(err: &anyhow::Error) -> (String, u8) {
 }
 
 fn hint_for(err: &anyhow::Error) -> Option<String> {
+    // anyhow's own downcast also sees a context value attached with `.context(Hinted {..})`,
+    // which the chain below only shows as an opaque wrapper.
+    if let Some(h) = err.downcast_ref::<Hinted>() {
+        return Some(h.hint.clone());
+    }
+    if let Some(u) = err.downcast_ref::<UsageError>() {
+        return u.hint.clone();
+    }
     for cause in err.chain() {
         if let Some(h) = cause.downcast_ref::<Hinted>() {
             return Some(h.hint.clone());
@@ -134,7 +142,6 @@ fn client_hint(e: &ClientError) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anyhow::Context;
 
     #[test]
     fn permission_denied_gets_a_policy_hint_and_exit_1() {
@@ -175,7 +182,10 @@ mod tests {
 
     #[test]
     fn usage_errors_exit_2() {
-        let (text, code) = render(&usage("a configuration file is required", Some("use --dev")));
+        let (text, code) = render(&usage(
+            "a configuration file is required",
+            Some("use --dev"),
+        ));
         assert_eq!(code, EXIT_USAGE);
         assert_eq!(
             text,

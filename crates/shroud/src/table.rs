@@ -66,7 +66,10 @@ mod tests {
                 vec!["x".into(), "12".into()],
             ],
         );
-        assert_eq!(t, "NAME          VERSION\ndb/password   3\nx             12\n");
+        assert_eq!(
+            t,
+            "NAME          VERSION\ndb/password   3\nx             12\n"
+        );
     }
 
     #[test]

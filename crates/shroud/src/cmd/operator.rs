@@ -157,7 +157,10 @@ async fn init(ctx: &Ctx, a: &InitArgs) -> anyhow::Result<ExitCode> {
             for (i, k) in keys.iter().enumerate() {
                 out.push_str(&format!("Unseal Key {}: {}\n", i + 1, k.expose()));
             }
-            out.push_str(&format!("\nInitial Root Token: {}\n", r.root_token.expose()));
+            out.push_str(&format!(
+                "\nInitial Root Token: {}\n",
+                r.root_token.expose()
+            ));
             print_text(&out)?;
         }
     }
@@ -293,7 +296,10 @@ mod tests {
         let OperatorCommand::Init(a) = op(&["init"]).unwrap() else {
             panic!()
         };
-        assert_eq!((a.key_shares, a.key_threshold, a.format), (5, 3, Format::Table));
+        assert_eq!(
+            (a.key_shares, a.key_threshold, a.format),
+            (5, 3, Format::Table)
+        );
         let OperatorCommand::Init(a) = op(&[
             "init",
             "--key-shares",
@@ -306,7 +312,10 @@ mod tests {
         .unwrap() else {
             panic!()
         };
-        assert_eq!((a.key_shares, a.key_threshold, a.format), (1, 1, Format::Json));
+        assert_eq!(
+            (a.key_shares, a.key_threshold, a.format),
+            (1, 1, Format::Json)
+        );
     }
 
     #[test]
@@ -330,8 +339,12 @@ mod tests {
             progress: 1,
             ..Default::default()
         };
-        assert!(status_pairs(&s).iter().any(|(k, v)| *k == "Unseal Progress" && v == "1/3"));
+        assert!(status_pairs(&s)
+            .iter()
+            .any(|(k, v)| *k == "Unseal Progress" && v == "1/3"));
         s.sealed = false;
-        assert!(!status_pairs(&s).iter().any(|(k, _)| *k == "Unseal Progress"));
+        assert!(!status_pairs(&s)
+            .iter()
+            .any(|(k, _)| *k == "Unseal Progress"));
     }
 }

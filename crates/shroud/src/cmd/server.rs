@@ -12,11 +12,13 @@ use shroud_server::DevOptions;
 use crate::report::usage;
 
 /// Default listen address of the dev server, as Vault's: 127.0.0.1:8200.
-pub const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 8200));
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    8200,
+));
 
-#[derive(Debug, Args)]
-#[command(long_about = "\
+/// Long help of the command, with examples.
+pub const LONG_ABOUT: &str = "\
 Run a shroud server.
 
 With --dev: an in-process development server on a loopback address, plain HTTP, initialized and \
@@ -28,14 +30,23 @@ until 'shroud operator unseal'.
 
 Examples:
   shroud server --dev
+  SHROUD_DEV_ROOT_TOKEN=dev-root shroud server --dev
   shroud server --dev --listen 127.0.0.1:8300 --data ./dev-data
-  shroud server --config /etc/shroud/server.toml")]
+  shroud server --config /etc/shroud/server.toml";
+
+#[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Run a development server (loopback, plain HTTP, auto-unsealed, printed root token)
     #[arg(long)]
     pub dev: bool,
-    /// Root token of the dev server instead of a random one (dev mode only)
-    #[arg(long, requires = "dev", value_name = "TOKEN")]
+    /// Root token of the dev server instead of a random one (dev mode only). Prefer the
+    /// environment variable: arguments are visible to other users in `ps`
+    #[arg(
+        long,
+        env = "SHROUD_DEV_ROOT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub dev_root_token: Option<String>,
     /// Address to listen on (dev mode only; loopback) [default: 127.0.0.1:8200]
     #[arg(long, requires = "dev", value_name = "ADDR")]
@@ -80,6 +91,11 @@ pub fn mode(args: ServerArgs) -> anyhow::Result<Mode> {
             root_token,
             data_dir: args.data,
         }));
+    }
+    if args.dev_root_token.is_some() {
+        // Not a usage error: SHROUD_DEV_ROOT_TOKEN may be exported in a shell that also
+        // starts configured servers.
+        tracing::warn!("--dev-root-token / SHROUD_DEV_ROOT_TOKEN is ignored without --dev");
     }
     match args.config {
         Some(path) => Ok(Mode::Config(path)),
@@ -171,11 +187,7 @@ mod tests {
 
     #[test]
     fn dev_only_flags_need_dev() {
-        for args in [
-            &["--listen", "127.0.0.1:1"][..],
-            &["--dev-root-token", "x"][..],
-            &["--data", "d"][..],
-        ] {
+        for args in [&["--listen", "127.0.0.1:1"][..], &["--data", "d"][..]] {
             assert!(server_args(args).is_err(), "{args:?}");
         }
         assert!(server_args(&["--dev", "--config", "x"]).is_err());

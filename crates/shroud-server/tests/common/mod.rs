@@ -57,7 +57,13 @@ impl Harness {
         }
     }
 
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let mut b = Request::builder().method(method).uri(format!("/v1/{path}"));
         if let Some(t) = token {
             b = b.header("X-Vault-Token", t);
@@ -80,18 +86,27 @@ impl Harness {
     /// Writes a policy and returns a token holding only it.
     pub async fn token_with(&self, name: &str, hcl: &str) -> String {
         let r = self
-            .root("PUT", &format!("sys/policies/acl/{name}"), Some(serde_json::json!({"policy": hcl})))
+            .root(
+                "PUT",
+                &format!("sys/policies/acl/{name}"),
+                Some(serde_json::json!({"policy": hcl})),
+            )
             .await;
         assert_eq!(r.status, 204, "policy write: {}", r.text());
         let r = self
             .root(
                 "POST",
                 "auth/token/create",
-                Some(serde_json::json!({"policies": [name], "no_default_policy": true, "ttl": "1h"})),
+                Some(
+                    serde_json::json!({"policies": [name], "no_default_policy": true, "ttl": "1h"}),
+                ),
             )
             .await;
         assert_eq!(r.status, 200, "token create: {}", r.text());
-        r.json()["auth"]["client_token"].as_str().unwrap().to_owned()
+        r.json()["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }
 

@@ -1,0 +1,419 @@
+//! What the server hands to an audit device, and how it becomes one JSON line.
+//!
+//! The server fills a borrowed [`Entry`]; the device decides what is sensitive and HMACs it,
+//! so the server cannot forget to. Sensitive: the client token and its accessor, every string
+//! leaf of request and response data, token metadata values, and any token minted by the
+//! request. Kept in clear, as in Vault: keys of data maps, numbers and booleans, paths,
+//! policies, display names, the remote address and error messages.
+
+use crate::error::AuditError;
+use crate::salt::Salt;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Deepest nesting of request or response data accepted (the server's JSON parser stops at
+/// 128 as well). Serialization recurses, so the bound keeps it off the end of the stack.
+pub const MAX_DEPTH: usize = 128;
+
+/// Whether the entry records a request (before it is handled) or its response.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum EntryType {
+    /// Written before the request is handled; if it fails, the request must not proceed.
+    #[default]
+    Request,
+    /// Written before the response is sent; if it fails, the response must not be sent.
+    Response,
+}
+
+impl EntryType {
+    fn as_str(self) -> &'static str {
+        match self {
+            EntryType::Request => "request",
+            EntryType::Response => "response",
+        }
+    }
+}
+
+/// The caller's token, as far as the audit log describes it.
+#[derive(Clone, Copy, Default)]
+pub struct AuthInfo<'a> {
+    /// The token's display name (e.g. `token`, `approle`).
+    pub display_name: &'a str,
+    /// The token's policies.
+    pub policies: &'a [String],
+    /// `service` or `batch`.
+    pub token_type: &'a str,
+    /// Token metadata; every string value is HMAC'd.
+    pub metadata: Option<&'a Map<String, Value>>,
+    /// Remaining TTL of the token, in seconds.
+    pub token_ttl: u64,
+}
+
+/// A token minted by this request (login, token create), as it appears in the response.
+#[derive(Clone, Copy, Default)]
+pub struct ResponseAuth<'a> {
+    /// The new token; HMAC'd.
+    pub client_token: &'a str,
+    /// Its accessor; HMAC'd.
+    pub accessor: &'a str,
+    /// Its policies, in clear.
+    pub policies: &'a [String],
+    /// Its metadata; every string value is HMAC'd.
+    pub metadata: Option<&'a Map<String, Value>>,
+    /// TTL in seconds.
+    pub lease_duration: u64,
+    /// Whether it can be renewed.
+    pub renewable: bool,
+    /// `service` or `batch`.
+    pub token_type: &'a str,
+    /// Whether it has no parent.
+    pub orphan: bool,
+}
+
+/// One audit record, borrowed from the server's request and response.
+#[derive(Clone, Copy, Default)]
+pub struct Entry<'a> {
+    /// Request or response.
+    pub kind: EntryType,
+    /// The request id (`request_id` of the response envelope).
+    pub request_id: &'a str,
+    /// `read`, `update`, `create`, `delete`, `list` or `patch`.
+    pub operation: &'a str,
+    /// Request path without leading slash.
+    pub path: &'a str,
+    /// Type of the mount serving the path (`kv`, `system`, `token`, ...).
+    pub mount_type: Option<&'a str>,
+    /// The client's address.
+    pub remote_address: Option<&'a str>,
+    /// The client token; HMAC'd.
+    pub client_token: Option<&'a str>,
+    /// The client token's accessor; HMAC'd (Vault's default `hmac_accessor=true`).
+    pub client_token_accessor: Option<&'a str>,
+    /// The caller, if authenticated.
+    pub auth: Option<AuthInfo<'a>>,
+    /// Request body or query; every string leaf HMAC'd, structure kept.
+    pub request_data: Option<&'a Value>,
+    /// Response `data`; every string leaf HMAC'd.
+    pub response_data: Option<&'a Value>,
+    /// A token minted by this request.
+    pub response_auth: Option<ResponseAuth<'a>>,
+    /// HTTP status of the response.
+    pub status: Option<u16>,
+    /// Error message returned to the client, in clear.
+    pub error: Option<&'a str>,
+}
+
+// Debug shows only what the log itself shows in clear; tokens and data are redacted.
+impl fmt::Debug for Entry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("kind", &self.kind)
+            .field("request_id", &self.request_id)
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .field("mount_type", &self.mount_type)
+            .field("status", &self.status)
+            .field("client_token", &self.client_token.map(|_| "[REDACTED]"))
+            .field("data", &"[REDACTED]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for AuthInfo<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthInfo")
+            .field("display_name", &self.display_name)
+            .field("policies", &self.policies)
+            .field("token_type", &self.token_type)
+            .field("token_ttl", &self.token_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for ResponseAuth<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseAuth")
+            .field("client_token", &"[REDACTED]")
+            .field("policies", &self.policies)
+            .field("token_type", &self.token_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Appends the entry's JSON object to `out`, without the closing `}` so the device can add
+/// `prev_hash` under its lock. `time` is the RFC 3339 timestamp.
+pub(crate) fn encode(
+    out: &mut Vec<u8>,
+    entry: &Entry<'_>,
+    salt: &Salt,
+    time: &str,
+) -> Result<(), AuditError> {
+    for v in [entry.request_data, entry.response_data]
+        .into_iter()
+        .flatten()
+    {
+        check_depth(v)?;
+    }
+    for m in [
+        entry.auth.and_then(|a| a.metadata),
+        entry.response_auth.and_then(|a| a.metadata),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        for v in m.values() {
+            check_depth(v)?;
+        }
+    }
+    let line = Line {
+        time,
+        kind: entry.kind.as_str(),
+        auth: entry.auth.map(|a| AuthOut {
+            client_token: entry.client_token.map(|t| H(t, salt)),
+            accessor: entry.client_token_accessor.map(|t| H(t, salt)),
+            display_name: a.display_name,
+            policies: a.policies,
+            token_policies: a.policies,
+            metadata: a.metadata.map(|m| HMap(m, salt)),
+            entity_id: "",
+            token_type: a.token_type,
+            token_ttl: a.token_ttl,
+        }),
+        request: RequestOut {
+            id: entry.request_id,
+            operation: entry.operation,
+            mount_type: entry.mount_type,
+            client_token: entry.client_token.map(|t| H(t, salt)),
+            client_token_accessor: entry.client_token_accessor.map(|t| H(t, salt)),
+            namespace: Namespace { id: "root" },
+            path: entry.path,
+            data: entry.request_data.map(|v| HValue(v, salt)),
+            remote_address: entry.remote_address,
+        },
+        response: (entry.kind == EntryType::Response).then(|| ResponseOut {
+            mount_type: entry.mount_type,
+            status: entry.status,
+            auth: entry.response_auth.map(|a| ResponseAuthOut {
+                client_token: H(a.client_token, salt),
+                accessor: H(a.accessor, salt),
+                policies: a.policies,
+                token_policies: a.policies,
+                metadata: a.metadata.map(|m| HMap(m, salt)),
+                entity_id: "",
+                lease_duration: a.lease_duration,
+                renewable: a.renewable,
+                token_type: a.token_type,
+                orphan: a.orphan,
+            }),
+            data: entry.response_data.map(|v| HValue(v, salt)),
+        }),
+        error: entry.error.unwrap_or(""),
+    };
+    serde_json::to_writer(&mut *out, &line).map_err(|e| AuditError::Encode(e.to_string()))?;
+    // Drop the closing brace; the device appends `,"prev_hash":"…"}`.
+    if out.last() == Some(&b'}') {
+        out.pop();
+        Ok(())
+    } else {
+        Err(AuditError::Encode("entry is not a JSON object".to_owned()))
+    }
+}
+
+/// Depth check without recursion, so hostile nesting cannot overflow the stack here either.
+fn check_depth(v: &Value) -> Result<(), AuditError> {
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(AuditError::TooDeep { max: MAX_DEPTH });
+        }
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    time: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<AuthOut<'a>>,
+    request: RequestOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<ResponseOut<'a>>,
+    error: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct AuthOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_token: Option<H<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accessor: Option<H<'a>>,
+    display_name: &'a str,
+    policies: &'a [String],
+    token_policies: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<HMap<'a>>,
+    entity_id: &'static str,
+    token_type: &'a str,
+    token_ttl: u64,
+}
+
+#[derive(serde::Serialize)]
+struct Namespace {
+    id: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct RequestOut<'a> {
+    id: &'a str,
+    operation: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mount_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_token: Option<H<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_token_accessor: Option<H<'a>>,
+    namespace: Namespace,
+    path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<HValue<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remote_address: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct ResponseOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mount_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<ResponseAuthOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<HValue<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct ResponseAuthOut<'a> {
+    client_token: H<'a>,
+    accessor: H<'a>,
+    policies: &'a [String],
+    token_policies: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<HMap<'a>>,
+    entity_id: &'static str,
+    lease_duration: u64,
+    renewable: bool,
+    token_type: &'a str,
+    orphan: bool,
+}
+
+/// A string written as its HMAC.
+struct H<'a>(&'a str, &'a Salt);
+
+impl Serialize for H<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.1.hash(self.0).as_str())
+    }
+}
+
+/// A JSON value with every string leaf written as its HMAC; keys, numbers, booleans and nulls
+/// kept. Depth is bounded by `check_depth` before serialization.
+struct HValue<'a>(&'a Value, &'a Salt);
+
+impl Serialize for HValue<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let salt = self.1;
+        match self.0 {
+            Value::String(v) => H(v, salt).serialize(s),
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for i in items {
+                    seq.serialize_element(&HValue(i, salt))?;
+                }
+                seq.end()
+            }
+            Value::Object(map) => HMap(map, salt).serialize(s),
+            other => other.serialize(s),
+        }
+    }
+}
+
+/// A JSON object with every string leaf HMAC'd.
+struct HMap<'a>(&'a Map<String, Value>, &'a Salt);
+
+impl Serialize for HMap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            m.serialize_entry(k, &HValue(v, self.1))?;
+        }
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use shroud_core::SecretBytes;
+
+    fn salt() -> Salt {
+        Salt::new(&SecretBytes::from_slice(&[7; 32])).unwrap()
+    }
+
+    #[test]
+    fn strings_are_hashed_structure_kept() {
+        let s = salt();
+        let v = json!({"password": "hunter2", "nested": {"k": ["v1", null, true]}, "n": 5});
+        let out = serde_json::to_value(HValue(&v, &s)).unwrap();
+        assert_eq!(out["password"], json!(s.hash("hunter2").as_str()));
+        assert_eq!(out["nested"]["k"][0], json!(s.hash("v1").as_str()));
+        assert_eq!(out["nested"]["k"][1], Value::Null);
+        assert_eq!(out["nested"]["k"][2], json!(true));
+        assert_eq!(out["n"], json!(5));
+    }
+
+    #[test]
+    fn too_deep_data_is_an_error() {
+        let mut v = json!("leaf");
+        for _ in 0..MAX_DEPTH {
+            v = json!([v]);
+        }
+        let entry = Entry {
+            request_data: Some(&v),
+            ..Entry::default()
+        };
+        let mut out = Vec::new();
+        assert!(matches!(
+            encode(&mut out, &entry, &salt(), "t"),
+            Err(AuditError::TooDeep { .. })
+        ));
+    }
+
+    #[test]
+    fn entry_debug_is_redacted() {
+        let data = json!({"password": "hunter2"});
+        let e = Entry {
+            client_token: Some("hvs.SECRETTOKEN"),
+            request_data: Some(&data),
+            response_auth: Some(ResponseAuth {
+                client_token: "hvs.NEWTOKEN",
+                ..ResponseAuth::default()
+            }),
+            ..Entry::default()
+        };
+        let dbg = format!("{e:?} {:?}", e.response_auth);
+        assert!(
+            !dbg.contains("SECRETTOKEN") && !dbg.contains("hunter2") && !dbg.contains("NEWTOKEN"),
+            "{dbg}"
+        );
+    }
+}
