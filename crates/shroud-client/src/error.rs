@@ -181,11 +181,17 @@ fn api_message(status: u16, errors: &[String]) -> String {
     }
 }
 
+/// Most server error messages kept, and the longest kept message in characters: a hostile
+/// server must not be able to flood the terminal through an error.
+const MAX_ERRORS: usize = 16;
+const MAX_ERROR_CHARS: usize = 1024;
+
 /// Removes Go `multierror` decoration: `"1 error occurred:\n\t* permission denied\n\n"` becomes
-/// `["permission denied"]`. Plain messages are trimmed and kept.
+/// `["permission denied"]`. Plain messages are trimmed and kept. Control characters (terminal
+/// escape sequences from a hostile server) become spaces, and count and length are bounded.
 pub(crate) fn clean_server_errors(raw: Vec<String>) -> Vec<String> {
-    let mut out = Vec::with_capacity(raw.len());
-    for msg in raw {
+    let mut out = Vec::with_capacity(raw.len().min(MAX_ERRORS));
+    for msg in raw.into_iter().take(MAX_ERRORS) {
         let bullets: Vec<&str> = msg
             .lines()
             .filter_map(|l| l.trim().strip_prefix("* "))
@@ -201,6 +207,14 @@ pub(crate) fn clean_server_errors(raw: Vec<String>) -> Vec<String> {
         if !t.is_empty() {
             out.push(t.to_owned());
         }
+    }
+    out.truncate(MAX_ERRORS);
+    for m in &mut out {
+        *m = m
+            .chars()
+            .take(MAX_ERROR_CHARS)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
     }
     out
 }
@@ -218,6 +232,17 @@ mod tests {
             " plain ".to_owned(),
         ];
         assert_eq!(clean_server_errors(raw), vec!["a", "b", "plain"]);
+    }
+
+    #[test]
+    fn terminal_escapes_from_the_server_are_neutralised() {
+        let raw = vec!["bad\x1b[2J\x1b]0;owned\x07 thing".to_owned()];
+        let cleaned = clean_server_errors(raw);
+        assert!(!cleaned[0].chars().any(char::is_control), "{cleaned:?}");
+        let many: Vec<String> = (0..100).map(|i| format!("e{i}")).collect();
+        assert_eq!(clean_server_errors(many).len(), MAX_ERRORS);
+        let long = vec!["x".repeat(10_000)];
+        assert_eq!(clean_server_errors(long)[0].len(), MAX_ERROR_CHARS);
     }
 
     #[test]

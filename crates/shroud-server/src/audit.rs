@@ -126,6 +126,18 @@ impl Broker {
         }
     }
 
+    /// Reopens every device's file (SIGHUP, after log rotation moved the files away).
+    pub fn reopen_all(&self) {
+        for d in self.all() {
+            match d.device.reopen() {
+                Ok(()) => tracing::info!(device = %d.config.path, "audit file reopened"),
+                Err(e) => {
+                    tracing::error!(device = %d.config.path, error = %e, "cannot reopen audit file")
+                }
+            }
+        }
+    }
+
     /// Enables a device.
     pub async fn enable(
         &self,

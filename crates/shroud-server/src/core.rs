@@ -16,8 +16,10 @@ use std::sync::{Arc, RwLock};
 
 /// Subsystems that exist only while unsealed.
 pub struct Active {
-    /// Mount table.
+    /// Secrets engines.
     pub mounts: Mounts,
+    /// Auth methods (below `auth/`).
+    pub auth_mounts: Mounts,
     /// Token store.
     pub tokens: TokenStore,
     /// Policies.
@@ -68,7 +70,25 @@ pub struct Caller {
 enum Target {
     Sys,
     Token,
-    Mount(Arc<Mounted>),
+    /// A secrets engine; the usize is the length of the mount path in the request path.
+    Mount(Arc<Mounted>, usize),
+    /// An auth method below `auth/`.
+    Auth(Arc<Mounted>, usize),
+}
+
+impl Target {
+    fn rel<'p>(&self, path: &'p str) -> &'p str {
+        match self {
+            Target::Mount(_, n) | Target::Auth(_, n) => path.get(*n..).unwrap_or(""),
+            _ => "",
+        }
+    }
+    fn engine(&self) -> Option<&Arc<Mounted>> {
+        match self {
+            Target::Mount(m, _) | Target::Auth(m, _) => Some(m),
+            _ => None,
+        }
+    }
 }
 
 /// Paths that need `sudo` on top of the normal capability (Vault's root-protected paths).
@@ -113,7 +133,8 @@ impl Core {
         let policies = PolicyStore::load(self.barrier.clone()).await?;
         policies.ensure_default().await?;
         let active = Arc::new(Active {
-            mounts: Mounts::load(self.barrier.clone()).await?,
+            mounts: Mounts::load(self.barrier.clone(), &crate::mounts::SECRET_KINDS).await?,
+            auth_mounts: Mounts::load(self.barrier.clone(), &crate::mounts::AUTH_KINDS).await?,
             tokens: TokenStore::load(self.barrier.clone()).await?,
             policies,
             audit: Broker::load(self.barrier.clone()).await?,
@@ -185,7 +206,7 @@ impl Core {
         };
         let (token, _) = active
             .tokens
-            .create(None, req, "auth/token/root", true)
+            .create(crate::token::Issuer::Root, req, "auth/token/root")
             .await?;
         if matches!(self.seal_kind, SealKind::Shamir) {
             self.seal_now();
@@ -234,8 +255,20 @@ impl Core {
         if path == "auth/token" || path.starts_with("auth/token/") {
             return Ok(Target::Token);
         }
+        if let Some(below) = path.strip_prefix("auth/") {
+            return match active.auth_mounts.resolve(below) {
+                Some((m, _)) => {
+                    let n = "auth/".len() + m.entry.path.len();
+                    Ok(Target::Auth(m, n))
+                }
+                None => Err(ApiError::no_route(path)),
+            };
+        }
         match active.mounts.resolve(path) {
-            Some((m, _)) => Ok(Target::Mount(m)),
+            Some((m, _)) => {
+                let n = m.entry.path.len();
+                Ok(Target::Mount(m, n))
+            }
             None => Err(ApiError::no_route(path)),
         }
     }
@@ -248,6 +281,15 @@ impl Core {
         }
         let active = self.active().ok_or_else(ApiError::sealed)?;
         let remote = req.remote.map(|a| a.ip().to_string());
+        let target = self.target(&active, &req.path);
+        if let Ok(Target::Auth(m, n)) = &target {
+            let rel = req.path.get(*n..).unwrap_or("");
+            if m.engine.is_login(rel, req.op) {
+                return self
+                    .login(&active, m.clone(), rel, &req, remote.as_deref())
+                    .await;
+            }
+        }
         let Some(token) = req.token.clone() else {
             return Err(ApiError::permission_denied());
         };
@@ -255,14 +297,14 @@ impl Core {
             // Vault answers 403 "permission denied" for unknown, revoked and expired tokens.
             return Err(ApiError::permission_denied());
         };
-        let target = self.target(&active, &req.path)?;
+        let target = target?;
         let acl = active.policies.acl(&entry.policies);
         let (allowed, sudo) = self.authorize(&active, &target, &acl, &req).await?;
 
         let mount_type = match &target {
             Target::Sys => "system",
             Target::Token => "token",
-            Target::Mount(m) => m.entry.kind.as_str(),
+            Target::Mount(m, _) | Target::Auth(m, _) => m.entry.kind.as_str(),
         };
         let auth_info = AuthInfo {
             display_name: &entry.display_name,
@@ -316,9 +358,8 @@ impl Core {
         let result = match &target {
             Target::Sys => crate::sys::handle(self, &active, &caller, &req).await,
             Target::Token => crate::token_api::handle(&active, &caller, &req).await,
-            Target::Mount(m) => {
-                let rel = req.path.get(m.entry.path.len()..).unwrap_or("");
-                m.engine.handle(rel, &req).await
+            Target::Mount(m, _) | Target::Auth(m, _) => {
+                m.engine.handle(target.rel(&req.path), &req).await
             }
         };
 
@@ -382,12 +423,9 @@ impl Core {
             Operation::Delete => PolicyOp::Delete,
             Operation::Patch => PolicyOp::Patch,
             Operation::Update => {
-                let exists = match target {
-                    Target::Mount(m) => {
-                        let rel = req.path.get(m.entry.path.len()..).unwrap_or("");
-                        m.engine.exists(rel).await?
-                    }
-                    _ => true,
+                let exists = match target.engine() {
+                    Some(m) => m.engine.exists(target.rel(&req.path), req).await?,
+                    None => true,
                 };
                 if exists {
                     PolicyOp::Update
@@ -399,6 +437,61 @@ impl Core {
         let d = acl.check(&req.path, op);
         let allowed = d.allowed && (!needs_sudo(&req.path, req.op) || d.sudo);
         Ok((allowed, d.sudo))
+    }
+}
+
+impl Core {
+    /// A login request: no client token; the auth method vouches for an identity and the
+    /// token store mints a token for it. Audited like everything else.
+    async fn login(
+        &self,
+        active: &Active,
+        m: Arc<Mounted>,
+        rel: &str,
+        req: &Request,
+        remote: Option<&str>,
+    ) -> ApiResult {
+        let body_value = req.body.as_ref().map(|b| Value::Object(b.clone()));
+        let mut log = Entry {
+            kind: EntryType::Request,
+            request_id: &req.id,
+            operation: req.op.as_str(),
+            path: &req.path,
+            mount_type: Some(m.entry.kind.as_str()),
+            remote_address: remote,
+            request_data: body_value.as_ref(),
+            ..Default::default()
+        };
+        let devices = active.audit.all();
+        Broker::log_to(&devices, &log)?;
+        let result = match m.engine.login(rel, req).await {
+            Ok(identity) => active
+                .tokens
+                .create_for_login(identity, &req.path)
+                .await
+                .map(|(token, entry)| crate::token_api::auth_reply(&entry, token)),
+            Err(e) => Err(e),
+        };
+        let (resp_auth, status, err_text) = match &result {
+            Ok(Reply::Logical(l)) => (l.auth.as_ref(), 200, None),
+            Ok(_) => (None, 200, None),
+            Err(e) => (None, e.status, Some(e.errors.join("; "))),
+        };
+        log.kind = EntryType::Response;
+        log.response_auth = resp_auth.map(|a| ResponseAuth {
+            client_token: a.client_token.expose(),
+            accessor: &a.accessor,
+            policies: &a.policies,
+            metadata: a.metadata.as_ref(),
+            lease_duration: a.lease_duration,
+            renewable: a.renewable,
+            token_type: &a.token_type,
+            orphan: a.orphan,
+        });
+        log.status = Some(status);
+        log.error = err_text.as_deref();
+        Broker::log_to(&devices, &log)?;
+        result
     }
 }
 

@@ -104,11 +104,6 @@ impl KvEngine {
         }
     }
 
-    /// The storage prefix (deleted when the mount is disabled).
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     fn lock_for(&self, key: &str) -> &tokio::sync::Mutex<()> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
@@ -146,19 +141,7 @@ impl KvEngine {
         format!("{}versions/{key}/{v}", self.prefix)
     }
 
-    /// The existence check Vault's ACL uses to pick `create` or `update`.
-    pub async fn exists(&self, rel: &str) -> Result<bool, ApiError> {
-        let (kind, key) = split(rel);
-        match kind {
-            "data" | "metadata" => {
-                Ok(valid_key(key).is_ok() && self.metadata(key).await?.is_some())
-            }
-            _ => Ok(true),
-        }
-    }
-
-    /// Routes one request. `rel` is the path below the mount.
-    pub async fn handle(&self, rel: &str, req: &Request) -> ApiResult {
+    async fn route(&self, rel: &str, req: &Request) -> ApiResult {
         let (kind, key) = split(rel);
         let r = match (kind, req.op) {
             ("config", Operation::Read) if key.is_empty() => self.read_config().await,
@@ -189,7 +172,31 @@ impl KvEngine {
             other => other,
         })
     }
+}
 
+#[async_trait::async_trait]
+impl crate::engine::Engine for KvEngine {
+    /// The existence check Vault's ACL uses to pick `create` or `update`.
+    async fn exists(&self, rel: &str, _req: &Request) -> Result<bool, ApiError> {
+        let (kind, key) = split(rel);
+        match kind {
+            "data" | "metadata" => {
+                Ok(valid_key(key).is_ok() && self.metadata(key).await?.is_some())
+            }
+            _ => Ok(true),
+        }
+    }
+
+    async fn handle(&self, rel: &str, req: &Request) -> ApiResult {
+        self.route(rel, req).await
+    }
+
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl KvEngine {
     async fn read_config(&self) -> ApiResult {
         let c = self.config().await?;
         Ok(Reply::data(json!({

@@ -5,11 +5,14 @@
 //! core with [`memory_core`] and drive [`http::router`] in-process.
 
 pub mod api;
+pub mod approle;
 pub mod audit;
 pub mod config;
 pub mod core;
+pub mod engine;
 pub mod http;
 pub mod hygiene;
+pub mod jwt;
 pub mod kv;
 pub mod mounts;
 pub mod policy_store;
@@ -17,6 +20,7 @@ pub mod sys;
 pub mod tls;
 pub mod token;
 pub mod token_api;
+pub mod transit;
 
 use crate::core::{Core, SealKind};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -181,7 +185,7 @@ pub async fn serve_dev(opts: DevOptions) -> Result<(), ServerError> {
                     };
                     active
                         .tokens
-                        .create(None, req, "auth/token/root", true)
+                        .create(token::Issuer::Root, req, "auth/token/root")
                         .await?;
                 }
                 t
@@ -336,6 +340,17 @@ pub async fn serve(
     core: Arc<Core>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<(), ServerError> {
+    // SIGHUP reopens audit files, for logrotate's move-then-signal rotation.
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        let core = core.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if let Some(active) = core.active() {
+                    active.audit.reopen_all();
+                }
+            }
+        });
+    }
     let app = http::router(core);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

@@ -1,18 +1,95 @@
-//! The mount table: which engine serves which path prefix.
+//! Mount tables: which engine serves which path prefix.
 //!
-//! Persisted behind the barrier at `core/mounts`. `sys/` and `auth/token/` are built in and
-//! never appear in storage.
+//! Two tables use this type: secrets engines (persisted at `core/mounts`, paths like
+//! `secret/`) and auth methods (persisted at `core/auth`, paths below `auth/` like `approle/`).
+//! `sys/` and `auth/token/` are built in and never appear in storage.
 
 use crate::api::{random_id, uuid, ApiError};
-use crate::kv::KvEngine;
+use crate::engine::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use shroud_crypto::Barrier;
 use std::sync::{Arc, RwLock};
 
-const TABLE_KEY: &str = "core/mounts";
-/// Path prefixes no engine may be mounted at.
-const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/", "v1/"];
+/// Canonical type and stored options of a mount, from what the client asked for.
+pub type Canonicalize =
+    fn(&str, Map<String, Value>) -> Result<(String, Map<String, Value>), ApiError>;
+/// Builds the engine of a stored mount row.
+pub type Build = fn(&MountEntry, Arc<Barrier>) -> Result<Arc<dyn Engine>, ApiError>;
+
+/// Which engines a table can hold and how to build them.
+pub struct Kinds {
+    /// Storage key of the table.
+    pub table_key: &'static str,
+    /// Paths (within the table's namespace) nothing may be mounted at.
+    pub reserved: &'static [&'static str],
+    /// Maps a requested type and options to the canonical type and stored options, or a 400.
+    pub canonicalize: Canonicalize,
+    /// Builds the engine of a stored row.
+    pub build: Build,
+}
+
+/// The secrets-engine table.
+pub static SECRET_KINDS: Kinds = Kinds {
+    table_key: "core/mounts",
+    reserved: &["sys/", "auth/", "cubbyhole/", "identity/", "v1/"],
+    canonicalize: |kind, options| match kind {
+        "kv" | "kv-v2" => {
+            let v = options.get("version").and_then(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .or_else(|| v.as_u64().map(|n| n.to_string()))
+            });
+            if matches!(v.as_deref(), Some("1")) {
+                return Err(ApiError::bad_request(
+                    "KV version 1 is not supported; shroud serves KV version 2 (options.version=\"2\")",
+                ));
+            }
+            let mut o = Map::new();
+            o.insert("version".into(), json!("2"));
+            Ok(("kv".to_owned(), o))
+        }
+        "transit" => Ok(("transit".to_owned(), Map::new())),
+        other => Err(ApiError::bad_request(format!(
+            "unknown or unsupported secrets engine type {other:?} (supported: kv, transit)"
+        ))),
+    },
+    build: |e, barrier| match e.kind.as_str() {
+        "kv" => Ok(Arc::new(crate::kv::KvEngine::new(barrier, &e.uuid)) as Arc<dyn Engine>),
+        "transit" => {
+            Ok(Arc::new(crate::transit::TransitEngine::new(barrier, &e.uuid)) as Arc<dyn Engine>)
+        }
+        other => Err(ApiError::internal(&format!(
+            "stored mount has unknown type {other}"
+        ))),
+    },
+};
+
+/// The auth-method table (paths are below `auth/`).
+pub static AUTH_KINDS: Kinds = Kinds {
+    table_key: "core/auth",
+    reserved: &["token/"],
+    canonicalize: |kind, _options| {
+        match kind {
+        "approle" | "jwt" | "kubernetes" => Ok((kind.to_owned(), Map::new())),
+        other => Err(ApiError::bad_request(format!(
+            "unknown or unsupported auth method type {other:?} (supported: approle, jwt, kubernetes)"
+        ))),
+    }
+    },
+    build: |e, barrier| match e.kind.as_str() {
+        "approle" => {
+            Ok(Arc::new(crate::approle::AppRole::new(barrier, &e.uuid)) as Arc<dyn Engine>)
+        }
+        "jwt" => Ok(Arc::new(crate::jwt::JwtAuth::new(barrier, &e.uuid, false)) as Arc<dyn Engine>),
+        "kubernetes" => {
+            Ok(Arc::new(crate::jwt::JwtAuth::new(barrier, &e.uuid, true)) as Arc<dyn Engine>)
+        }
+        other => Err(ApiError::internal(&format!(
+            "stored auth mount has unknown type {other}"
+        ))),
+    },
+};
 
 /// One row of the mount table.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -60,11 +137,12 @@ pub struct Mounted {
     /// Its table row.
     pub entry: MountEntry,
     /// The engine.
-    pub engine: Arc<KvEngine>,
+    pub engine: Arc<dyn Engine>,
 }
 
 /// The live mount table.
 pub struct Mounts {
+    kinds: &'static Kinds,
     barrier: Arc<Barrier>,
     table: RwLock<Vec<Arc<Mounted>>>,
     write_lock: tokio::sync::Mutex<()>,
@@ -85,24 +163,23 @@ pub fn normalize(path: &str) -> Result<String, ApiError> {
 }
 
 impl Mounts {
-    /// Loads the table; on first use creates the `secret/` KV v2 mount.
-    pub async fn load(barrier: Arc<Barrier>) -> Result<Self, ApiError> {
-        let entries: Vec<MountEntry> = match barrier.get(TABLE_KEY).await? {
+    /// Loads the table.
+    pub async fn load(barrier: Arc<Barrier>, kinds: &'static Kinds) -> Result<Self, ApiError> {
+        let entries: Vec<MountEntry> = match barrier.get(kinds.table_key).await? {
             Some(raw) => {
                 serde_json::from_slice(raw.expose()).map_err(|e| ApiError::internal(&e))?
             }
             None => Vec::new(),
         };
-        let table = entries
-            .into_iter()
-            .map(|e| {
-                Arc::new(Mounted {
-                    engine: Arc::new(KvEngine::new(barrier.clone(), &e.uuid)),
-                    entry: e,
-                })
-            })
-            .collect();
+        let mut table = Vec::new();
+        for e in entries {
+            table.push(Arc::new(Mounted {
+                engine: (kinds.build)(&e, barrier.clone())?,
+                entry: e,
+            }));
+        }
         Ok(Self {
+            kinds,
             barrier,
             table: RwLock::new(table),
             write_lock: tokio::sync::Mutex::new(()),
@@ -145,7 +222,7 @@ impl Mounts {
 
     async fn persist(&self, entries: &[MountEntry]) -> Result<(), ApiError> {
         let raw = serde_json::to_vec(entries).map_err(|e| ApiError::internal(&e))?;
-        self.barrier.put(TABLE_KEY, &raw).await?;
+        self.barrier.put(self.kinds.table_key, &raw).await?;
         Ok(())
     }
 
@@ -158,33 +235,13 @@ impl Mounts {
         options: Map<String, Value>,
     ) -> Result<(), ApiError> {
         let path = normalize(path)?;
-        if RESERVED.iter().any(|r| path.starts_with(r)) {
+        if self.kinds.reserved.iter().any(|r| path.starts_with(r)) {
             return Err(ApiError::bad_request(format!(
                 "cannot mount at reserved path {path:?}"
             )));
         }
-        let (kind, options) = match kind {
-            "kv" | "kv-v2" => {
-                let v = options.get("version").and_then(|v| {
-                    v.as_str()
-                        .map(str::to_owned)
-                        .or_else(|| v.as_u64().map(|n| n.to_string()))
-                });
-                if matches!(v.as_deref(), Some("1")) {
-                    return Err(ApiError::bad_request(
-                        "KV version 1 is not supported; shroud serves KV version 2 (options.version=\"2\")",
-                    ));
-                }
-                let mut o = Map::new();
-                o.insert("version".into(), json!("2"));
-                ("kv", o)
-            }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown or unsupported secrets engine type {other:?} (supported: kv)"
-                )))
-            }
-        };
+        let (kind, options) = (self.kinds.canonicalize)(kind, options)?;
+        let kind = kind.as_str();
         let _w = self.write_lock.lock().await;
         let current: Vec<MountEntry> = self.all().iter().map(|m| m.entry.clone()).collect();
         for m in &current {
@@ -204,16 +261,14 @@ impl Mounts {
             options,
             created: crate::token::now_secs(),
         };
+        let engine = (self.kinds.build)(&entry, self.barrier.clone())?;
         let mut next = current;
         next.push(entry.clone());
         self.persist(&next).await?;
         self.table
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::new(Mounted {
-                engine: Arc::new(KvEngine::new(self.barrier.clone(), &entry.uuid)),
-                entry,
-            }));
+            .push(Arc::new(Mounted { engine, entry }));
         Ok(())
     }
 

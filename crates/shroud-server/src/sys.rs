@@ -256,18 +256,41 @@ pub async fn handle(
         }
         ("auth", "", Operation::Read) => {
             let mut m = Map::new();
-            m.insert("token/".into(), json!({"type": "token", "description": "token based credentials",
+            m.insert(
+                "token/".into(),
+                json!({"type": "token", "description": "token based credentials",
                 "accessor": "auth_token", "uuid": "", "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "token_type": "default-service"},
-                "options": null, "local": false, "seal_wrap": false, "external_entropy_access": false}));
+                "options": null, "local": false, "seal_wrap": false, "external_entropy_access": false}),
+            );
+            for mount in active.auth_mounts.all() {
+                m.insert(mount.entry.path.clone(), mount.entry.json());
+            }
             Ok(Reply::sys(Value::Object(m)))
         }
-        ("auth", p, Operation::Update) if !p.is_empty() => Err(ApiError::bad_request(format!(
-            "auth method type {:?} is not supported yet (only token)",
-            str_field(req, "type")?.unwrap_or("")
-        ))),
-        ("auth", p, Operation::Delete) if !p.is_empty() => Err(ApiError::bad_request(
-            "cannot disable the token auth method",
-        )),
+        ("auth", p, Operation::Update) if !p.is_empty() && !p.ends_with("/tune") => {
+            let kind = str_field(req, "type")?
+                .ok_or_else(|| ApiError::bad_request("missing auth method type"))?;
+            let desc = str_field(req, "description")?.unwrap_or("");
+            active.auth_mounts.enable(p, kind, desc, Map::new()).await?;
+            Ok(Reply::NoContent)
+        }
+        ("auth", p, Operation::Read) if !p.is_empty() => {
+            let norm = crate::mounts::normalize(p.trim_end_matches("/tune"))?;
+            let m = active
+                .auth_mounts
+                .get(&norm)
+                .ok_or_else(|| ApiError::bad_request(format!("no auth method at {norm}")))?;
+            Ok(Reply::sys(m.entry.json()))
+        }
+        ("auth", p, Operation::Delete) if !p.is_empty() => {
+            if crate::mounts::normalize(p)? == "token/" {
+                return Err(ApiError::bad_request(
+                    "cannot disable the token auth method",
+                ));
+            }
+            active.auth_mounts.disable(p).await?;
+            Ok(Reply::NoContent)
+        }
         ("policy", "", Operation::Read | Operation::List) => {
             let names = active.policies.names();
             Ok(Reply::sys(json!({"policies": names, "keys": names})))
@@ -426,9 +449,12 @@ fn ui_mounts(active: &Active, p: &str) -> ApiResult {
         for m in active.mounts.all() {
             secret.insert(m.entry.path.clone(), m.entry.json());
         }
-        return Ok(Reply::sys(
-            json!({"secret": secret, "auth": {"token/": {"type": "token"}}}),
-        ));
+        let mut auth = Map::new();
+        auth.insert("token/".into(), json!({"type": "token"}));
+        for m in active.auth_mounts.all() {
+            auth.insert(m.entry.path.clone(), m.entry.json());
+        }
+        return Ok(Reply::sys(json!({"secret": secret, "auth": auth})));
     }
     let Some((m, _)) = active.mounts.resolve(p) else {
         return Err(ApiError::bad_request(format!(

@@ -226,6 +226,22 @@ impl CreateRequest {
     }
 }
 
+/// Who is asking for a token.
+#[derive(Clone, Copy)]
+pub enum Issuer<'a> {
+    /// Initialization and dev mode: a root token with no parent.
+    Root,
+    /// An auth method's login: an orphan with exactly the method's policies (never root).
+    Login,
+    /// An existing token creating a child.
+    Parent {
+        /// The caller's token.
+        parent: &'a TokenEntry,
+        /// Whether the caller holds sudo on the create path.
+        sudo: bool,
+    },
+}
+
 /// Unix seconds now.
 pub fn now_secs() -> u64 {
     SystemTime::now()
@@ -363,21 +379,59 @@ impl TokenStore {
         Ok(false)
     }
 
-    /// Creates a token. `parent` is the caller (None only for the initial root token).
+    /// Mints a token for an auth method's login.
+    pub async fn create_for_login(
+        &self,
+        identity: crate::engine::LoginResult,
+        path: &str,
+    ) -> Result<(SecretString, TokenEntry), ApiError> {
+        if let Some(t) = identity.token_type.as_deref() {
+            if t != "service" && t != "default" && t != "default-service" {
+                return Err(ApiError::bad_request(format!(
+                    "token type {t:?} is not supported by this server (only \"service\")"
+                )));
+            }
+        }
+        let nz = |d: Duration| (!d.is_zero()).then_some(d);
+        let req = CreateRequest {
+            id: None,
+            policies: identity.policies,
+            meta: identity.metadata,
+            no_parent: true,
+            no_default_policy: identity.no_default_policy,
+            renewable: true,
+            ttl: nz(identity.ttl),
+            explicit_max_ttl: nz(identity.explicit_max_ttl),
+            display_name: identity.display_name,
+            num_uses: identity.num_uses,
+            period: nz(identity.period),
+        };
+        self.create(Issuer::Login, req, path).await
+    }
+
+    /// Creates a token for `issuer`.
     pub async fn create(
         &self,
-        parent: Option<&TokenEntry>,
+        issuer: Issuer<'_>,
         mut req: CreateRequest,
         path: &str,
-        sudo: bool,
     ) -> Result<(SecretString, TokenEntry), ApiError> {
-        let parent_root = parent.map(|p| p.is_root()).unwrap_or(true);
+        let (parent, sudo) = match issuer {
+            Issuer::Parent { parent, sudo } => (Some(parent), sudo),
+            _ => (None, false),
+        };
+        let login = matches!(issuer, Issuer::Login);
+        let parent_root = match issuer {
+            Issuer::Root => true,
+            Issuer::Login => false,
+            Issuer::Parent { parent, .. } => parent.is_root(),
+        };
         if req.id.is_some() && !parent_root {
             return Err(ApiError::bad_request(
                 "root or sudo privileges required to specify token id",
             ));
         }
-        if req.no_parent && !(parent_root || sudo) {
+        if req.no_parent && !(parent_root || sudo || login) {
             return Err(ApiError::bad_request(
                 "root or sudo privileges required to create orphan token",
             ));
@@ -390,8 +444,8 @@ impl TokenStore {
                 policies = p.policies.clone();
             }
         }
-        if !parent_root {
-            let held = parent.map(|p| p.policies.clone()).unwrap_or_default();
+        if let (false, Some(p)) = (parent_root, parent) {
+            let held = p.policies.clone();
             if let Some(bad) = policies
                 .iter()
                 .find(|p| *p != "default" && !held.contains(p))
@@ -402,9 +456,11 @@ impl TokenStore {
             }
         }
         if policies.iter().any(|p| p == "root") && !parent_root {
-            return Err(ApiError::bad_request(
-                "root tokens can only be created by a root token",
-            ));
+            return Err(ApiError::bad_request(if login {
+                "auth methods cannot issue root tokens"
+            } else {
+                "root tokens can only be created by a root token"
+            }));
         }
         if !req.no_default_policy && !policies.iter().any(|p| p == "root") {
             policies.push("default".to_owned());
@@ -458,6 +514,7 @@ impl TokenStore {
         }
         let accessor = random_id(24)?;
         let orphan = req.no_parent || parent.is_none();
+        let root_token = matches!(issuer, Issuer::Root);
         let display = if req.display_name.is_empty() {
             "token".to_owned()
         } else {
@@ -473,8 +530,10 @@ impl TokenStore {
             },
             policies,
             meta: req.meta,
-            display_name: if parent.is_none() {
+            display_name: if root_token {
                 "root".to_owned()
+            } else if login {
+                req.display_name.clone()
             } else {
                 display
             },

@@ -6,7 +6,8 @@ use crate::token::{now_secs, CreateRequest, TokenEntry};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-fn auth_reply(entry: &TokenEntry, token: shroud_core::SecretString) -> Reply {
+/// An enveloped response carrying a new token.
+pub fn auth_reply(entry: &TokenEntry, token: shroud_core::SecretString) -> Reply {
     Reply::Logical(Box::new(Logical {
         auth: Some(entry.auth_block(token, now_secs())),
         mount_type: "token",
@@ -52,9 +53,13 @@ pub async fn handle(active: &Active, caller: &Caller, req: &Request) -> ApiResul
                 c.no_parent = true;
             }
             let sudo = caller.sudo || rest == "create-orphan";
+            let issuer = crate::token::Issuer::Parent {
+                parent: &caller.entry,
+                sudo,
+            };
             let (token, entry) = active
                 .tokens
-                .create(Some(&caller.entry), c, &format!("auth/token/{rest}"), sudo)
+                .create(issuer, c, &format!("auth/token/{rest}"))
                 .await?;
             Ok(auth_reply(&entry, token))
         }

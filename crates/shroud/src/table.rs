@@ -2,10 +2,23 @@
 
 use std::fmt::Write as _;
 
-/// Left-aligned columns separated by three spaces, like `docker secret ls`.
+/// Replaces control characters with U+FFFD: names, labels and times come from the server, and
+/// a hostile one must not be able to send terminal escape sequences through a table.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+/// Left-aligned columns separated by three spaces, like `docker secret ls`. Cells are made
+/// [`printable`].
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
                 *w = (*w).max(cell.chars().count());
@@ -26,7 +39,7 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     };
     line(&mut headers.iter().copied());
-    for row in rows {
+    for row in &rows {
         line(&mut row.iter().map(String::as_str));
     }
     out
@@ -70,6 +83,13 @@ mod tests {
             t,
             "NAME          VERSION\ndb/password   3\nx             12\n"
         );
+    }
+
+    #[test]
+    fn control_characters_do_not_reach_the_terminal() {
+        let t = render(&["NAME"], &[vec!["evil\x1b[31mred\nline".into()]]);
+        assert!(!t.contains('\x1b'), "{t:?}");
+        assert_eq!(t.lines().count(), 2, "{t:?}");
     }
 
     #[test]

@@ -55,45 +55,87 @@ fn health_answers(port: u16) -> bool {
     matches!(s.read(&mut buf), Ok(n) if n >= 12 && buf.starts_with(b"HTTP/1."))
 }
 
-/// A dev server child process, killed on drop (also when a test panics).
-struct DevServer {
+/// A server child process, killed on drop (also when a test panics).
+struct Server {
     child: Child,
     addr: String,
+    /// The root token (dev mode: chosen by the test; configured mode: from `operator init`).
     root: String,
     output: Arc<Mutex<String>>,
     /// Keeps the data directory and HOME alive for the test's duration.
     dir: tempfile::TempDir,
 }
 
-impl Drop for DevServer {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-impl DevServer {
-    fn start() -> DevServer {
+impl Server {
+    /// `shroud server --dev` on a free port with a random root token.
+    fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let root = format!("hvs.e2e-{}", random_hex(16));
         let listen = format!("127.0.0.1:{port}");
         let data = dir.path().join("data");
+        let args: Vec<std::ffi::OsString> = vec![
+            "server".into(),
+            "--dev".into(),
+            "--listen".into(),
+            listen.clone().into(),
+            "--dev-root-token".into(),
+            root.clone().into(),
+            "--data".into(),
+            data.into(),
+        ];
+        let server = Server::spawn(&args, format!("http://{listen}"), root, dir);
+        server.wait_until(|_| health_answers(port))
+    }
+
+    /// `shroud server --config` with TLS (a self-signed certificate the server generates);
+    /// uninitialised and sealed. Returns once it printed its certificate fingerprint and
+    /// accepts connections.
+    fn start_tls_configured() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = dir.path().join("shroud.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[listener]\naddress = \"127.0.0.1:{port}\"\n[storage]\ntype = \"sqlite\"\n\
+                 path = \"{}\"\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let args: Vec<std::ffi::OsString> = vec!["server".into(), "--config".into(), cfg.into()];
+        let server = Server::spawn(
+            &args,
+            format!("https://127.0.0.1:{port}"),
+            String::new(),
+            dir,
+        );
+        server.wait_until(|s| {
+            s.output().contains("SHROUD_TLS_FINGERPRINT=")
+                && TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+    }
+
+    fn spawn(
+        args: &[std::ffi::OsString],
+        addr: String,
+        root: String,
+        dir: tempfile::TempDir,
+    ) -> Server {
         let mut cmd = Command::new(BIN);
         for v in INHERITED_VARS {
             cmd.env_remove(v);
         }
         let mut child = cmd
-            .args([
-                "server",
-                "--dev",
-                "--listen",
-                &listen,
-                "--dev-root-token",
-                &root,
-            ])
-            .arg("--data")
-            .arg(&data)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -114,27 +156,41 @@ impl DevServer {
                 }
             });
         }
-        let mut server = DevServer {
+        Server {
             child,
-            addr: format!("http://{listen}"),
+            addr,
             root,
             output,
             dir,
-        };
-        // Bounded wait: 300 tries, 100 ms apart.
+        }
+    }
+
+    /// Bounded wait: 300 tries, 100 ms apart; fails early if the server exits.
+    fn wait_until(mut self, ready: impl Fn(&Server) -> bool) -> Server {
         for _ in 0..300 {
-            if health_answers(port) {
-                return server;
+            if ready(&self) {
+                return self;
             }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("shroud server exited ({status}):\n{}", server.output());
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("shroud server exited ({status}):\n{}", self.output());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!(
-            "shroud server did not answer on {listen}:\n{}",
-            server.output()
+            "shroud server at {} is not ready:\n{}",
+            self.addr,
+            self.output()
         );
+    }
+
+    /// The `sha256:<hex>` fingerprint the server printed.
+    fn fingerprint(&self) -> String {
+        let out = self.output();
+        let line = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("export SHROUD_TLS_FINGERPRINT="))
+            .expect("fingerprint line");
+        line.trim().to_owned()
     }
 
     fn output(&self) -> String {
@@ -226,7 +282,7 @@ fn run_cli(args: &[&str], stdin: &[u8], env: &BTreeMap<&str, String>, home: &Pat
 
 #[test]
 fn secret_tour_round_trips_text_and_binary_and_never_leaks_values() {
-    let s = DevServer::start();
+    let s = Server::start();
 
     // Text from stdin, with labels.
     let text = "hello wörld\nsecond line\n".as_bytes();
@@ -383,7 +439,7 @@ fn secret_tour_round_trips_text_and_binary_and_never_leaks_values() {
 
 #[test]
 fn policy_and_token_limit_what_a_token_can_read() {
-    let s = DevServer::start();
+    let s = Server::start();
     let policy = "path \"secret/data/app/*\" {\n  capabilities = [\"read\"]\n}\n";
     s.cli(&["policy", "write", "app-read", "-"], policy.as_bytes())
         .ok();
@@ -449,7 +505,7 @@ fn policy_and_token_limit_what_a_token_can_read() {
 
 #[test]
 fn operator_status_exit_code_follows_the_seal() {
-    let s = DevServer::start();
+    let s = Server::start();
     let r = s.cli(&["operator", "status"], b"").ok();
     assert!(r.text().contains("Sealed"), "{}", r.text());
     let r = s.cli(&["operator", "status", "--format", "json"], b"").ok();
@@ -472,7 +528,7 @@ fn operator_status_exit_code_follows_the_seal() {
 
 #[test]
 fn audit_verify_accepts_the_servers_log_and_detects_a_removed_line() {
-    let s = DevServer::start();
+    let s = Server::start();
     let log = s.dir.path().join("audit.log");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -533,7 +589,7 @@ fn audit_verify_accepts_the_servers_log_and_detects_a_removed_line() {
 #[test]
 fn login_stores_a_verified_token_with_mode_0600() {
     use std::os::unix::fs::PermissionsExt;
-    let s = DevServer::start();
+    let s = Server::start();
     let home = s.home();
     let mut env = BTreeMap::new();
     env.insert("SHROUD_ADDR", s.addr.clone());
@@ -584,4 +640,80 @@ fn server_without_dev_or_config_is_a_usage_error() {
         r.stderr
     );
     assert!(r.stderr.contains("hint: "), "{}", r.stderr);
+}
+
+#[test]
+fn tls_server_is_trusted_by_pin_or_ca_and_initialised_through_the_cli() {
+    let s = Server::start_tls_configured();
+    let home = s.home();
+    let mut env = BTreeMap::new();
+    env.insert("SHROUD_ADDR", s.addr.clone());
+
+    // No trust configured: refused before any request, with a hint naming the fix.
+    let r = run_cli(&["operator", "status"], b"", &env, &home).fails_with(1);
+    assert!(r.stderr.contains("SHROUD_TLS_FINGERPRINT"), "{}", r.stderr);
+    // A wrong pin: the handshake fails.
+    env.insert(
+        "SHROUD_TLS_FINGERPRINT",
+        format!("sha256:{}", "00".repeat(32)),
+    );
+    let r = run_cli(&["operator", "status"], b"", &env, &home).fails_with(1);
+    assert!(r.stderr.contains("TLS handshake"), "{}", r.stderr);
+
+    // The printed pin: an uninitialised server is sealed, so status exits 2.
+    env.insert("SHROUD_TLS_FINGERPRINT", s.fingerprint());
+    run_cli(&["operator", "status"], b"", &env, &home).fails_with(2);
+    let r = run_cli(
+        &[
+            "operator",
+            "init",
+            "--key-shares",
+            "3",
+            "--key-threshold",
+            "2",
+            "--format",
+            "json",
+        ],
+        b"",
+        &env,
+        &home,
+    )
+    .ok();
+    assert!(r.stderr.contains("warning"), "{}", r.stderr);
+    let init: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let keys: Vec<&str> = init["unseal_keys_b64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 3);
+    let root = init["root_token"].as_str().unwrap().to_owned();
+
+    // One share is not enough; piping a second one unseals.
+    run_cli(
+        &["operator", "unseal"],
+        format!("{}\n", keys[2]).as_bytes(),
+        &env,
+        &home,
+    )
+    .ok();
+    run_cli(&["operator", "status"], b"", &env, &home).fails_with(2);
+    run_cli(
+        &["operator", "unseal"],
+        format!("{}\n", keys[0]).as_bytes(),
+        &env,
+        &home,
+    )
+    .ok();
+    run_cli(&["operator", "status"], b"", &env, &home).ok();
+
+    // The CA file (the server's self-signed certificate) works instead of the pin.
+    env.remove("SHROUD_TLS_FINGERPRINT");
+    let cert = s.dir.path().join("data").join("tls").join("cert.pem");
+    env.insert("SHROUD_CACERT", cert.display().to_string());
+    env.insert("SHROUD_TOKEN", root);
+    run_cli(&["secret", "create", "over-tls"], b"tls-value", &env, &home).ok();
+    let r = run_cli(&["secret", "get", "over-tls"], b"", &env, &home).ok();
+    assert_eq!(r.stdout, b"tls-value");
 }

@@ -21,7 +21,13 @@ fn free_port() -> u16 {
 
 /// Minimal HTTP/1.1 client (one request per connection) so these tests depend on nothing but
 /// the binary under test.
-fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> std::io::Result<(u16, Value)> {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> std::io::Result<(u16, Value)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -36,7 +42,11 @@ fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     Ok((status, serde_json::from_str(rest).unwrap_or(Value::Null)))
 }
 
@@ -56,13 +66,19 @@ impl Drop for Server {
 impl Server {
     fn start(args: &[&str], envs: &[(&str, &str)], port: u16) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in envs {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("start shroud");
         let output = Arc::new(Mutex::new(String::new()));
-        for pipe in [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let out = output.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
@@ -72,7 +88,11 @@ impl Server {
                 }
             });
         }
-        let mut s = Server { child, port, output };
+        let mut s = Server {
+            child,
+            port,
+            output,
+        };
         s.wait_up();
         s
     }
@@ -81,7 +101,14 @@ impl Server {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         Server::start(
-            &["server", "--dev", "--listen", &listen, "--data", dir.to_str().unwrap()],
+            &[
+                "server",
+                "--dev",
+                "--listen",
+                &listen,
+                "--data",
+                dir.to_str().unwrap(),
+            ],
             &[("SHROUD_DEV_ROOT_TOKEN", root), ("SHROUD_LOG", "debug")],
             port,
         )
@@ -98,7 +125,11 @@ impl Server {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "server did not come up:\n{}", self.output());
+            assert!(
+                Instant::now() < deadline,
+                "server did not come up:\n{}",
+                self.output()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -127,7 +158,13 @@ fn acknowledged_writes_survive_kill_9_and_dev_restart_keeps_root_token() {
                 }
                 let key = format!("k{w}-{i}");
                 let val = format!("value-{w}-{i}");
-                match http(port, "POST", &format!("secret/data/{key}"), Some(root), Some(&json!({"data": {"v": val}}))) {
+                match http(
+                    port,
+                    "POST",
+                    &format!("secret/data/{key}"),
+                    Some(root),
+                    Some(&json!({"data": {"v": val}})),
+                ) {
                     Ok((200, _)) => acked.lock().unwrap().push((key, val)),
                     _ => return, // the server died under us: stop writing
                 }
@@ -137,7 +174,11 @@ fn acknowledged_writes_survive_kill_9_and_dev_restart_keeps_root_token() {
     // Kill -9 once a few hundred writes are acknowledged, while writers are still running.
     let deadline = Instant::now() + Duration::from_secs(60);
     while acked.lock().unwrap().len() < 300 {
-        assert!(Instant::now() < deadline, "writes too slow:\n{}", server.output());
+        assert!(
+            Instant::now() < deadline,
+            "writes too slow:\n{}",
+            server.output()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let mut server = server;
@@ -152,10 +193,24 @@ fn acknowledged_writes_survive_kill_9_and_dev_restart_keeps_root_token() {
     assert!(acked.len() >= 300);
 
     let again = Server::dev(dir.path(), root);
-    let (code, _) = http(again.port, "GET", "auth/token/lookup-self", Some(root), None).unwrap();
+    let (code, _) = http(
+        again.port,
+        "GET",
+        "auth/token/lookup-self",
+        Some(root),
+        None,
+    )
+    .unwrap();
     assert_eq!(code, 200, "same root token after restart");
     for (key, val) in &acked {
-        let (code, body) = http(again.port, "GET", &format!("secret/data/{key}"), Some(root), None).unwrap();
+        let (code, body) = http(
+            again.port,
+            "GET",
+            &format!("secret/data/{key}"),
+            Some(root),
+            None,
+        )
+        .unwrap();
         assert_eq!(code, 200, "acknowledged write {key} lost after kill -9");
         assert_eq!(body["data"]["data"]["v"], val.as_str());
     }
@@ -170,32 +225,74 @@ fn no_secret_or_token_in_server_logs() {
     let server = Server::dev(dir.path(), root);
     let p = server.port;
     let secret_value = "LogLeakCanary-7f3a9c";
-    let (c, _) = http(p, "POST", "secret/data/canary", Some(root), Some(&json!({"data": {"password": secret_value}}))).unwrap();
+    let (c, _) = http(
+        p,
+        "POST",
+        "secret/data/canary",
+        Some(root),
+        Some(&json!({"data": {"password": secret_value}})),
+    )
+    .unwrap();
     assert_eq!(c, 200);
     let (c, b) = http(p, "GET", "secret/data/canary", Some(root), None).unwrap();
-    assert_eq!((c, b["data"]["data"]["password"].as_str()), (200, Some(secret_value)));
-    let (c, b) = http(p, "POST", "auth/token/create", Some(root), Some(&json!({"policies": ["default"]}))).unwrap();
+    assert_eq!(
+        (c, b["data"]["data"]["password"].as_str()),
+        (200, Some(secret_value))
+    );
+    let (c, b) = http(
+        p,
+        "POST",
+        "auth/token/create",
+        Some(root),
+        Some(&json!({"policies": ["default"]})),
+    )
+    .unwrap();
     assert_eq!(c, 200);
     let child = b["auth"]["client_token"].as_str().unwrap().to_owned();
     let accessor = b["auth"]["accessor"].as_str().unwrap().to_owned();
     http(p, "GET", "auth/token/lookup-self", Some(&child), None).unwrap();
     http(p, "GET", "secret/data/canary", Some(&child), None).unwrap(); // denied: logged?
     http(p, "POST", "secret/data/bad", Some(root), None).unwrap();
-    http(p, "POST", "auth/token/revoke", Some(root), Some(&json!({"token": child}))).unwrap();
-    http(p, "GET", "secret/data/canary", Some("hvs.wrong-token-canary"), None).unwrap();
+    http(
+        p,
+        "POST",
+        "auth/token/revoke",
+        Some(root),
+        Some(&json!({"token": child})),
+    )
+    .unwrap();
+    http(
+        p,
+        "GET",
+        "secret/data/canary",
+        Some("hvs.wrong-token-canary"),
+        None,
+    )
+    .unwrap();
     drop(server);
     std::thread::sleep(Duration::from_millis(200));
     let dir2 = tempfile::tempdir().unwrap();
     let _ = dir2;
     let out = std::fs::read_to_string(dir.path().join("shroud.db")).unwrap_or_default();
-    assert!(!out.contains(secret_value), "plaintext value found in the database file");
+    assert!(
+        !out.contains(secret_value),
+        "plaintext value found in the database file"
+    );
     // Server output, with debug logging on: the only place the root token may appear is the
     // dev banner (that is what dev mode is for).
     let server = Server::dev(dir.path(), root);
     let logs = server.output();
     drop(server);
-    for needle in [secret_value, child.as_str(), accessor.as_str(), "wrong-token-canary"] {
-        assert!(!logs.contains(needle), "server output contains {needle}:\n{logs}");
+    for needle in [
+        secret_value,
+        child.as_str(),
+        accessor.as_str(),
+        "wrong-token-canary",
+    ] {
+        assert!(
+            !logs.contains(needle),
+            "server output contains {needle}:\n{logs}"
+        );
     }
 }
 
@@ -217,28 +314,88 @@ fn configured_server_starts_sealed_and_unseals_with_shamir_shares() {
     assert_eq!((c, b["initialized"].clone()), (501, json!(false)));
     let (c, _) = http(port, "GET", "secret/data/x", Some("anything"), None).unwrap();
     assert_eq!(c, 503, "uninitialized server is sealed");
-    let (c, init) = http(port, "PUT", "sys/init", None, Some(&json!({"secret_shares": 5, "secret_threshold": 3}))).unwrap();
+    let (c, init) = http(
+        port,
+        "PUT",
+        "sys/init",
+        None,
+        Some(&json!({"secret_shares": 5, "secret_threshold": 3})),
+    )
+    .unwrap();
     assert_eq!(c, 200, "{init}");
-    let keys: Vec<String> = init["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
-    let b64: Vec<String> = init["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+    let keys: Vec<String> = init["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    let b64: Vec<String> = init["keys_base64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
     let root = init["root_token"].as_str().unwrap().to_owned();
     assert_eq!(keys.len(), 5);
     let (_, st) = http(port, "GET", "sys/seal-status", None, None).unwrap();
-    assert_eq!((st["sealed"].clone(), st["t"].clone(), st["n"].clone()), (json!(true), json!(3), json!(5)));
+    assert_eq!(
+        (st["sealed"].clone(), st["t"].clone(), st["n"].clone()),
+        (json!(true), json!(3), json!(5))
+    );
     // hex and base64 shares both work
-    let (_, st) = http(port, "PUT", "sys/unseal", None, Some(&json!({"key": keys[4]}))).unwrap();
+    let (_, st) = http(
+        port,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(&json!({"key": keys[4]})),
+    )
+    .unwrap();
     assert_eq!(st["progress"], 1);
-    let (_, st) = http(port, "PUT", "sys/unseal", None, Some(&json!({"key": b64[1]}))).unwrap();
+    let (_, st) = http(
+        port,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(&json!({"key": b64[1]})),
+    )
+    .unwrap();
     assert_eq!(st["progress"], 2);
-    let (c, bad) = http(port, "PUT", "sys/unseal", None, Some(&json!({"key": "not a key!"}))).unwrap();
+    let (c, bad) = http(
+        port,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(&json!({"key": "not a key!"})),
+    )
+    .unwrap();
     assert_eq!(c, 400, "{bad}");
-    let (_, st) = http(port, "PUT", "sys/unseal", None, Some(&json!({"key": keys[2]}))).unwrap();
+    let (_, st) = http(
+        port,
+        "PUT",
+        "sys/unseal",
+        None,
+        Some(&json!({"key": keys[2]})),
+    )
+    .unwrap();
     assert_eq!(st["sealed"], false);
-    let (c, _) = http(port, "POST", "secret/data/x", Some(&root), Some(&json!({"data": {"a": "b"}}))).unwrap();
+    let (c, _) = http(
+        port,
+        "POST",
+        "secret/data/x",
+        Some(&root),
+        Some(&json!({"data": {"a": "b"}})),
+    )
+    .unwrap();
     assert_eq!(c, 200);
     let (c, _) = http(port, "PUT", "sys/seal", Some(&root), None).unwrap();
     assert_eq!(c, 204);
-    assert_eq!(http(port, "GET", "secret/data/x", Some(&root), None).unwrap().0, 503);
+    assert_eq!(
+        http(port, "GET", "secret/data/x", Some(&root), None)
+            .unwrap()
+            .0,
+        503
+    );
     drop(server);
     // restart: still sealed, and the data comes back after unsealing
     let server = Server::start(&["server", "--config", cfg.to_str().unwrap()], &[], port);
@@ -255,8 +412,15 @@ fn configured_server_starts_sealed_and_unseals_with_shamir_shares() {
 fn plain_http_on_a_public_address_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("shroud.toml");
-    std::fs::write(&cfg, "[listener]\naddress = \"0.0.0.0:0\"\ntls_disable = true\n[storage]\ntype = \"memory\"\n").unwrap();
-    let out = Command::new(BIN).args(["server", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    std::fs::write(
+        &cfg,
+        "[listener]\naddress = \"0.0.0.0:0\"\ntls_disable = true\n[storage]\ntype = \"memory\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["server", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refusing plain HTTP"), "{err}");
@@ -264,7 +428,10 @@ fn plain_http_on_a_public_address_is_refused() {
 
 #[test]
 fn dev_mode_refuses_non_loopback() {
-    let out = Command::new(BIN).args(["server", "--dev", "--listen", "0.0.0.0:0"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["server", "--dev", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }

@@ -1,0 +1,35 @@
+//! The AppRole auth method. Placeholder until implemented.
+
+use crate::api::{ApiError, ApiResult, Request};
+use shroud_crypto::Barrier;
+use std::sync::Arc;
+
+/// One mounted AppRole auth method.
+pub struct AppRole {
+    prefix: String,
+    #[allow(dead_code)]
+    barrier: Arc<Barrier>,
+}
+
+impl AppRole {
+    /// A method storing under `auth/<uuid>/`.
+    pub fn new(barrier: Arc<Barrier>, uuid: &str) -> Self {
+        Self {
+            prefix: format!("auth/{uuid}/"),
+            barrier,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::engine::Engine for AppRole {
+    async fn exists(&self, _rel: &str, _req: &Request) -> Result<bool, ApiError> {
+        Ok(true)
+    }
+    async fn handle(&self, _rel: &str, req: &Request) -> ApiResult {
+        Err(ApiError::no_route(&req.path))
+    }
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
