@@ -263,6 +263,19 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<RawResponse, ClientError> {
+        self.send_inner(method, api_path, query, body, None).await
+    }
+
+    /// [`Client::send`] with an optional `X-Vault-Wrap-TTL` header (Vault then answers with a
+    /// `wrap_info` envelope instead of the response itself).
+    pub(crate) async fn send_inner<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        api_path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+        wrap_ttl: Option<&str>,
+    ) -> Result<RawResponse, ClientError> {
         let mut url = self.url(api_path)?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
@@ -274,6 +287,12 @@ impl Client {
             // Keeps the value out of reqwest/hyper debug output.
             value.set_sensitive(true);
             req = req.header("X-Vault-Token", value);
+        }
+        if let Some(ttl) = wrap_ttl {
+            let value = HeaderValue::from_str(ttl).map_err(|_| ClientError::InvalidWrapTtl {
+                ttl: ttl.chars().take(64).collect(),
+            })?;
+            req = req.header("X-Vault-Wrap-TTL", value);
         }
         if let Some(body) = body {
             // Known limit: reqwest takes ownership of the buffer as `Bytes`, which is not

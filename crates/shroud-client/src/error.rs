@@ -123,6 +123,27 @@ pub enum ClientError {
         reason: String,
     },
 
+    /// A request was refused by the client before sending (e.g. a batch over the size
+    /// limit).
+    #[error("invalid request: {reason}")]
+    InvalidRequest {
+        /// What was wrong with it.
+        reason: String,
+    },
+
+    /// A response-wrapping TTL cannot be sent in the `X-Vault-Wrap-TTL` header.
+    #[error("invalid wrap TTL {ttl:?}: use a duration like 60s or 5m")]
+    InvalidWrapTtl {
+        /// The TTL as given (not secret).
+        ttl: String,
+    },
+
+    /// A response was asked to be wrapped (`X-Vault-Wrap-TTL`) but the server answered with
+    /// the response itself. Its content was discarded unread rather than handed to a caller
+    /// that expected only a wrapping token (it may hold a secret).
+    #[error("the server did not wrap the response (does it support response wrapping?)")]
+    NotWrapped,
+
     /// The request body could not be serialised.
     #[error("encoding the request body: {0}")]
     Encode(#[source] serde_json::Error),

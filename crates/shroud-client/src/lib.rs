@@ -2,9 +2,11 @@
 //! works against a real Vault or OpenBao too.
 //!
 //! Start with [`Client::new`] and a [`ClientConfig`] (address, token, TLS trust). Then use the
-//! typed helpers: [`Client::kv2`] for KV v2 secrets, `Client::{init, unseal, seal,
-//! seal_status, rotate, policy_*, audit_*}` for `sys/*`, `Client::token_*` for tokens, or
-//! [`Client::request`] for any other endpoint.
+//! typed helpers: [`Client::kv2`] for KV v2 secrets, [`Client::transit`] for the transit
+//! engine, `Client::{init, unseal, seal, seal_status, rotate, policy_*, audit_*, auth_*}` for
+//! `sys/*`, `Client::token_*` for tokens, [`Client::approle`] and [`Client::login_jwt`] for the
+//! AppRole and JWT/Kubernetes auth methods, [`Client::unwrap`] for response wrapping, or
+//! [`Client::request`] / [`Client::request_wrapped`] for any other endpoint.
 //!
 //! Security properties:
 //! - TLS uses rustls with the ring provider and trusts only what is configured: a CA file or a
@@ -15,19 +17,26 @@
 //! - Every call has a 10 s connect timeout and a 60 s overall timeout, and responses are capped
 //!   at 32 MiB.
 
+pub mod approle;
 mod client;
 mod error;
+pub mod jwt;
 pub mod kv2;
 pub mod path;
 pub mod sys;
 pub mod tls;
 pub mod token;
+pub mod transit;
+pub mod wrapping;
 
+pub use approle::{AppRole, RoleRequest, SecretId, SecretIdRequest};
 pub use client::{
     Client, ClientConfig, Method, Response, CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT,
 };
 pub use error::ClientError;
 pub use kv2::{KeyMetadata, Kv2, KvData, KvSecret, KvValue, MetadataUpdate, VersionMetadata};
-pub use sys::{Health, InitResponse, KeyStatus, SealStatus};
+pub use sys::{AuthMount, Health, InitResponse, KeyStatus, SealStatus};
 pub use tls::pinning::{CertFingerprint, PinnedCertVerifier};
 pub use token::{TokenAuth, TokenCreateRequest, TokenInfo};
+pub use transit::{Ciphertext, KeyConfig, KeyCreateRequest, KeyVersion, Transit, TransitKey};
+pub use wrapping::{Unwrapped, WrapInfo};

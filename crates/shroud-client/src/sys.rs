@@ -75,6 +75,29 @@ pub struct KeyStatus {
     pub install_time: String,
 }
 
+/// One enabled auth method, from `GET sys/auth`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AuthMount {
+    /// Method type: `token`, `approle`, `jwt`, `kubernetes`, ...
+    #[serde(rename = "type")]
+    pub method_type: String,
+    /// Free-form description.
+    pub description: String,
+    /// The mount's accessor (`auth_approle_1a2b3c4d`).
+    pub accessor: String,
+    /// True for a mount not replicated (Vault Enterprise); always false on shroud.
+    pub local: bool,
+}
+
+#[derive(Serialize)]
+struct AuthEnable<'a> {
+    #[serde(rename = "type")]
+    method_type: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+}
+
 #[derive(Serialize)]
 struct InitRequest {
     secret_shares: u8,
@@ -265,6 +288,49 @@ impl Client {
             .map(drop)
     }
 
+    /// `GET sys/auth`: enabled auth methods by path (`"approle/"`, `"token/"`, ...).
+    pub async fn auth_list(&self) -> Result<BTreeMap<String, AuthMount>, ClientError> {
+        // Vault also copies each entry to the top level; only `data` is read.
+        let env: Envelope<BTreeMap<String, AuthMount>> = self
+            .send_ok::<()>(Method::Get, "sys/auth", &[], None)
+            .await?
+            .json("sys/auth")?;
+        env.data.ok_or_else(|| missing("sys/auth", "data"))
+    }
+
+    /// `POST sys/auth/<path> {"type","description"}`: enables an auth method (needs sudo).
+    pub async fn auth_enable(
+        &self,
+        path: &str,
+        method_type: &str,
+        description: &str,
+    ) -> Result<(), ClientError> {
+        let body = AuthEnable {
+            method_type,
+            description,
+        };
+        self.send_ok(
+            Method::Post,
+            &format!("sys/auth/{}", path.trim_matches('/')),
+            &[],
+            Some(&body),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `DELETE sys/auth/<path>`: disables an auth method, revoking every token it issued.
+    pub async fn auth_disable(&self, path: &str) -> Result<(), ClientError> {
+        self.send_ok::<()>(
+            Method::Delete,
+            &format!("sys/auth/{}", path.trim_matches('/')),
+            &[],
+            None,
+        )
+        .await
+        .map(drop)
+    }
+
     /// `POST sys/audit/<path>`: enables an audit device, e.g. type `"file"` with option
     /// `file_path` (needs sudo).
     pub async fn audit_enable(
@@ -339,6 +405,27 @@ mod tests {
             "{dbg}"
         );
         assert_eq!(r.root_token.expose(), "hvs.rootsecret");
+    }
+
+    #[test]
+    fn auth_mounts_parse_vault_shape() {
+        let env: Envelope<BTreeMap<String, AuthMount>> = serde_json::from_str(
+            r#"{"approle/":{"type":"approle"},"data":{"approle/":{"type":"approle",
+                "description":"ci","accessor":"auth_approle_1","local":false,"config":{},
+                "options":null,"seal_wrap":false,"uuid":"u"},
+                "token/":{"type":"token","accessor":"auth_token","description":"token based credentials"}}}"#,
+        )
+        .unwrap();
+        let m = env.data.unwrap();
+        assert_eq!(m["approle/"].method_type, "approle");
+        assert_eq!(m["approle/"].accessor, "auth_approle_1");
+        assert_eq!(m["token/"].method_type, "token");
+        let body = serde_json::to_value(AuthEnable {
+            method_type: "jwt",
+            description: "",
+        })
+        .unwrap();
+        assert_eq!(body, serde_json::json!({"type":"jwt"}));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use shroud_core::SecretString;
 
 use crate::client::{Client, Method};
 use crate::kv2::missing;
+use crate::wrapping::WrapInfo;
 use crate::ClientError;
 
 /// Parameters of `auth/token/create`. `None` fields are left to the server's defaults.
@@ -36,6 +37,10 @@ pub struct TokenCreateRequest {
     /// Free-form metadata.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, String>,
+    /// Token type: `service` (the default) or `batch` (not persisted, not renewable, cannot
+    /// create children; cheap for short-lived workloads).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
     /// Do not attach the `default` policy.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub no_default_policy: bool,
@@ -148,6 +153,22 @@ impl Client {
         env.auth.ok_or_else(|| missing("token create", "auth"))
     }
 
+    /// [`Client::token_create`] with response wrapping: the new token is only reachable
+    /// through the returned single-use wrapping token (`sys/wrapping/unwrap`).
+    pub async fn token_create_wrapped(
+        &self,
+        req: &TokenCreateRequest,
+        wrap_ttl: &str,
+    ) -> Result<WrapInfo, ClientError> {
+        let path = if req.orphan {
+            "auth/token/create-orphan"
+        } else {
+            "auth/token/create"
+        };
+        self.send_wrapped(Method::Post, path, Some(req), wrap_ttl)
+            .await
+    }
+
     /// `GET auth/token/lookup-self`: the client's own token.
     pub async fn token_lookup_self(&self) -> Result<TokenInfo, ClientError> {
         self.lookup(Method::Get, "auth/token/lookup-self", None::<&()>)
@@ -232,6 +253,14 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&req).unwrap(),
             serde_json::json!({"policies":["app"],"ttl":"1h"})
+        );
+        let req = TokenCreateRequest {
+            token_type: Some("batch".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&req).unwrap(),
+            serde_json::json!({"type":"batch"})
         );
     }
 

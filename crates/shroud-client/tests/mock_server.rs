@@ -351,3 +351,256 @@ async fn https_with_ca_file_connects_and_without_it_is_untrusted() {
         ClientError::Tls { .. }
     ));
 }
+
+#[tokio::test]
+async fn wrapped_request_sends_the_header_and_returns_wrap_info() {
+    let m = mock(
+        vec![(
+            200,
+            r#"{"request_id":"r","data":null,"auth":null,"wrap_info":{"token":"hvs.wrap-tok",
+                "accessor":"wacc","ttl":300,"creation_time":"2026-01-01T00:00:00Z",
+                "creation_path":"auth/approle/role/ci/secret-id","wrapped_accessor":"sacc"}}"#,
+        )],
+        None,
+    )
+    .await;
+    let c = client(&m.addr, Some("hvs.t"));
+    let w = c
+        .approle("approle")
+        .secret_id_wrapped("ci", &shroud_client::SecretIdRequest::default(), "5m")
+        .await
+        .unwrap();
+    assert_eq!(w.token.expose(), "hvs.wrap-tok");
+    assert_eq!(w.ttl, 300);
+    assert_eq!(w.creation_path, "auth/approle/role/ci/secret-id");
+    let seen = m.seen.lock().unwrap()[0].clone();
+    assert_eq!(
+        seen.line,
+        "POST /v1/auth/approle/role/ci/secret-id HTTP/1.1"
+    );
+    assert_eq!(seen.headers["x-vault-wrap-ttl"], "5m");
+}
+
+#[tokio::test]
+async fn unwrapped_answer_to_a_wrap_request_is_discarded() {
+    // A server that ignores X-Vault-Wrap-TTL sends the secret id itself; the caller expects a
+    // wrapping token and must not be handed the secret.
+    let m = mock(
+        vec![(
+            200,
+            r#"{"data":{"secret_id":"sid-must-not-surface","secret_id_accessor":"a"},
+                "wrap_info":null}"#,
+        )],
+        None,
+    )
+    .await;
+    let c = client(&m.addr, Some("hvs.t"));
+    let err = c
+        .approle("approle")
+        .secret_id_wrapped("ci", &shroud_client::SecretIdRequest::default(), "5m")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::NotWrapped), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("sid-must-not-surface"));
+}
+
+#[tokio::test]
+async fn unwrap_authenticates_with_the_wrapping_token() {
+    let m = mock(
+        vec![(
+            200,
+            r#"{"data":{"secret_id":"sid-1","secret_id_accessor":"acc"},"auth":null}"#,
+        )],
+        None,
+    )
+    .await;
+    let c = client(&m.addr, Some("hvs.caller-token"));
+    let u = c
+        .unwrap(&SecretString::from("hvs.wrapping-token"))
+        .await
+        .unwrap();
+    assert_eq!(
+        u.data.unwrap().get_str("secret_id").unwrap().expose(),
+        "sid-1"
+    );
+    assert!(u.auth.is_none());
+    let seen = m.seen.lock().unwrap()[0].clone();
+    assert_eq!(seen.line, "POST /v1/sys/wrapping/unwrap HTTP/1.1");
+    assert_eq!(seen.headers["x-vault-token"], "hvs.wrapping-token");
+}
+
+#[tokio::test]
+async fn logins_send_no_client_token() {
+    let auth = r#"{"auth":{"client_token":"hvs.new","accessor":"a","policies":["default","ci"],
+        "token_policies":["default","ci"],"lease_duration":1200,"renewable":true,
+        "token_type":"service","orphan":true,"num_uses":0,"metadata":{"role_name":"ci"}}}"#;
+    let m = mock(vec![(200, auth), (200, auth)], None).await;
+    let c = client(&m.addr, Some("hvs.old-token"));
+    let a = c
+        .approle("approle")
+        .login("rid", &SecretString::from("sid"))
+        .await
+        .unwrap();
+    assert_eq!(a.client_token.expose(), "hvs.new");
+    assert_eq!(a.lease_duration, 1200);
+    let a = c
+        .login_jwt("kubernetes", Some("web"), &SecretString::from("e.y.j"))
+        .await
+        .unwrap();
+    assert_eq!(a.policies, vec!["default", "ci"]);
+    let seen = m.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].line, "POST /v1/auth/approle/login HTTP/1.1");
+    let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(body, serde_json::json!({"role_id":"rid","secret_id":"sid"}));
+    assert_eq!(seen[1].line, "POST /v1/auth/kubernetes/login HTTP/1.1");
+    let body: serde_json::Value = serde_json::from_str(&seen[1].body).unwrap();
+    assert_eq!(body, serde_json::json!({"role":"web","jwt":"e.y.j"}));
+    for s in &seen {
+        assert!(!s.headers.contains_key("x-vault-token"), "{s:?}");
+    }
+}
+
+#[tokio::test]
+async fn transit_encrypt_sends_base64_and_decrypt_returns_exact_bytes() {
+    let m = mock(
+        vec![
+            (
+                200,
+                r#"{"data":{"ciphertext":"vault:v1:Y2lwaGVy","key_version":1}}"#,
+            ),
+            // base64 of 00 ff fe 0a
+            (200, r#"{"data":{"plaintext":"AP/+Cg=="}}"#),
+            (400, r#"{"errors":["invalid ciphertext: no prefix"]}"#),
+        ],
+        None,
+    )
+    .await;
+    let c = client(&m.addr, Some("hvs.t"));
+    let t = c.transit("transit");
+    let ct = t
+        .encrypt(
+            "orders",
+            &shroud_core::SecretBytes::from_slice(&[0x00, 0xff, 0xfe, b'\n']),
+            Some("dGVuYW50"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ct.ciphertext, "vault:v1:Y2lwaGVy");
+    assert_eq!(ct.key_version, 1);
+    let pt = t.decrypt("orders", &ct.ciphertext, None).await.unwrap();
+    assert_eq!(pt.expose(), &[0x00, 0xff, 0xfe, b'\n']);
+    let err = t.decrypt("orders", "garbage", None).await.unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    let seen = m.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].line, "POST /v1/transit/encrypt/orders HTTP/1.1");
+    let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"plaintext":"AP/+Cg==","context":"dGVuYW50"})
+    );
+    assert_eq!(seen[1].line, "POST /v1/transit/decrypt/orders HTTP/1.1");
+}
+
+#[tokio::test]
+async fn transit_batch_rewrap_reports_per_item_failures_from_a_400() {
+    let m = mock(
+        vec![(
+            400,
+            r#"{"data":{"batch_results":[{"ciphertext":"vault:v2:bmV3","key_version":2},
+                {"error":"invalid ciphertext: no prefix"}]}}"#,
+        )],
+        None,
+    )
+    .await;
+    let c = client(&m.addr, Some("hvs.t"));
+    let r = c
+        .transit("transit")
+        .rewrap_batch("orders", &["vault:v1:b2xk", "junk"], None)
+        .await
+        .unwrap();
+    assert_eq!(r[0].as_ref().unwrap().ciphertext, "vault:v2:bmV3");
+    assert_eq!(r[1].as_ref().unwrap_err(), "invalid ciphertext: no prefix");
+    let seen = m.seen.lock().unwrap()[0].clone();
+    let body: serde_json::Value = serde_json::from_str(&seen.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"batch_input":[{"ciphertext":"vault:v1:b2xk"},{"ciphertext":"junk"}]})
+    );
+}
+
+#[tokio::test]
+async fn transit_batch_with_a_wrong_result_count_is_refused() {
+    let m = mock(
+        vec![(
+            200,
+            r#"{"data":{"batch_results":[{"ciphertext":"vault:v2:bmV3"}]}}"#,
+        )],
+        None,
+    )
+    .await;
+    let c = client(&m.addr, Some("hvs.t"));
+    let err = c
+        .transit("transit")
+        .rewrap_batch("orders", &["vault:v1:a", "vault:v1:b"], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ClientError::InvalidResponse { .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn transit_rotate_reads_the_key_back_after_a_204() {
+    let m = mock(
+        vec![
+            (204, ""),
+            (
+                200,
+                r#"{"data":{"name":"orders","type":"aes256-gcm96","latest_version":2,
+                    "keys":{"1":1700000000,"2":1700000500}}}"#,
+            ),
+        ],
+        None,
+    )
+    .await;
+    let c = client(&m.addr, Some("hvs.t"));
+    let k = c.transit("transit").rotate_key("orders").await.unwrap();
+    assert_eq!(k.latest_version, 2);
+    let seen = m.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].line, "POST /v1/transit/keys/orders/rotate HTTP/1.1");
+    assert_eq!(seen[1].line, "GET /v1/transit/keys/orders HTTP/1.1");
+}
+
+#[tokio::test]
+async fn auth_methods_are_enabled_listed_and_disabled() {
+    let m = mock(
+        vec![
+            (204, ""),
+            (
+                200,
+                r#"{"data":{"approle/":{"type":"approle","accessor":"auth_approle_1",
+                    "description":""},"token/":{"type":"token","accessor":"auth_token"}}}"#,
+            ),
+            (204, ""),
+        ],
+        None,
+    )
+    .await;
+    let c = client(&m.addr, Some("hvs.t"));
+    c.auth_enable("approle", "approle", "ci logins")
+        .await
+        .unwrap();
+    let list = c.auth_list().await.unwrap();
+    assert_eq!(list["approle/"].method_type, "approle");
+    c.auth_disable("approle").await.unwrap();
+    let seen = m.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].line, "POST /v1/sys/auth/approle HTTP/1.1");
+    let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"type":"approle","description":"ci logins"})
+    );
+    assert_eq!(seen[1].line, "GET /v1/sys/auth HTTP/1.1");
+    assert_eq!(seen[2].line, "DELETE /v1/sys/auth/approle HTTP/1.1");
+}

@@ -138,6 +138,29 @@ pub struct Logical {
     pub sys_inject: bool,
     /// `mount_type`.
     pub mount_type: &'static str,
+    /// `wrap_info`: set only on a response-wrapping envelope, where every other field is empty.
+    pub wrap_info: Option<WrapInfo>,
+}
+
+/// The `wrap_info` object of a wrapped response (Vault's `logical.WrapInfo` as rendered by
+/// `http/logical.go`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WrapInfo {
+    /// The single-use wrapping token. Serialized only into the HTTP response; the audit log
+    /// HMACs it like any string of response data.
+    #[serde(serialize_with = "ser_secret")]
+    pub token: SecretString,
+    /// The wrapping token's accessor.
+    pub accessor: String,
+    /// Seconds the wrapping token lives.
+    pub ttl: u64,
+    /// RFC 3339.
+    pub creation_time: String,
+    /// The path of the request whose response was wrapped.
+    pub creation_path: String,
+    /// The accessor of the token the wrapped response minted, if it minted one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wrapped_accessor: Option<String>,
 }
 
 impl Reply {
@@ -206,6 +229,14 @@ impl ApiError {
     /// 405.
     pub fn unsupported_operation() -> Self {
         Self::new(405, "1 error occurred:\n\t* unsupported operation\n\n")
+    }
+    /// 429 with Vault's exact text (hvac maps it to `RateLimitExceeded`).
+    pub fn rate_limited() -> Self {
+        Self::new(429, "rate limit quota exceeded")
+    }
+    /// 400 with Vault's exact text (`consts.ErrInvalidWrappingToken`).
+    pub fn invalid_wrapping_token() -> Self {
+        Self::new(400, "wrapping token is not valid or does not exist")
     }
     /// 503.
     pub fn sealed() -> Self {

@@ -1,11 +1,13 @@
 //! The core: seal state, the unsealed subsystems, and the one request pipeline
 //! (authenticate → authorize → audit → dispatch → audit).
 
-use crate::api::{ApiError, ApiResult, Operation, Reply, Request};
+use crate::api::{ApiError, ApiResult, Logical, Operation, Reply, Request};
 use crate::audit::Broker;
 use crate::mounts::{Mounted, Mounts};
 use crate::policy_store::PolicyStore;
+use crate::ratelimit::{ClientKey, RateLimitConfig, RateLimiter};
 use crate::token::{CreateRequest, TokenEntry, TokenStore};
+use crate::wrapping::WrapStore;
 use serde_json::Value;
 use shroud_audit::{AuthInfo, Entry, EntryType, ResponseAuth};
 use shroud_core::{SecretString, Storage};
@@ -26,6 +28,8 @@ pub struct Active {
     pub policies: PolicyStore,
     /// Audit devices.
     pub audit: Broker,
+    /// Wrapped responses.
+    pub wrapping: WrapStore,
 }
 
 /// How the seal is configured.
@@ -52,6 +56,8 @@ pub struct Core {
     lifecycle: tokio::sync::Mutex<()>,
     /// Storage backend name.
     pub storage_kind: &'static str,
+    /// Per-client limit on minting tokens (token create and logins). Kept across seals.
+    pub rate_limiter: RateLimiter,
 }
 
 /// What a handler knows about its caller.
@@ -117,6 +123,7 @@ impl Core {
             active: RwLock::new(None),
             lifecycle: tokio::sync::Mutex::new(()),
             storage_kind,
+            rate_limiter: RateLimiter::new(RateLimitConfig::default()),
         })
     }
 
@@ -138,6 +145,7 @@ impl Core {
             tokens: TokenStore::load(self.barrier.clone()).await?,
             policies,
             audit: Broker::load(self.barrier.clone()).await?,
+            wrapping: WrapStore::new(self.barrier.clone()),
         });
         *self.active.write().unwrap_or_else(|e| e.into_inner()) = Some(active.clone());
         Ok(active)
@@ -194,6 +202,17 @@ impl Core {
                     "secret/",
                     "kv",
                     "key/value secret storage",
+                    Default::default(),
+                )
+                .await?;
+        }
+        if active.mounts.get("transit/").is_none() {
+            active
+                .mounts
+                .enable(
+                    "transit/",
+                    "transit",
+                    "encryption as a service",
                     Default::default(),
                 )
                 .await?;
@@ -280,6 +299,7 @@ impl Core {
             return r;
         }
         let active = self.active().ok_or_else(ApiError::sealed)?;
+        crate::wrapping::precheck(&active, &req).await?;
         let remote = req.remote.map(|a| a.ip().to_string());
         let target = self.target(&active, &req.path);
         if let Ok(Target::Auth(m, n)) = &target {
@@ -298,8 +318,20 @@ impl Core {
             return Err(ApiError::permission_denied());
         };
         let target = target?;
+        // Root is exempt: operators bootstrapping many tokens are not the threat, and a root
+        // token can do far worse than mint tokens quickly.
+        if is_token_create(&req) && !entry.is_root() {
+            if let Some(e) = self.over_limit(&active, &req, "token", remote.as_deref()) {
+                return Err(e);
+            }
+        }
         let acl = active.policies.acl(&entry.policies);
-        let (allowed, sudo) = self.authorize(&active, &target, &acl, &req).await?;
+        let (allowed, sudo) = if entry.is_wrapping() {
+            // Fixed ACL, never the policy store: see wrapping.rs.
+            (crate::wrapping::wrapping_token_may(&req), false)
+        } else {
+            self.authorize(&active, &target, &acl, &req).await?
+        };
 
         let mount_type = match &target {
             Target::Sys => "system",
@@ -309,7 +341,7 @@ impl Core {
         let auth_info = AuthInfo {
             display_name: &entry.display_name,
             policies: &entry.policies,
-            token_type: "service",
+            token_type: entry.token_type(),
             metadata: Some(&entry.meta),
             token_ttl: entry.ttl_left(crate::token::now_secs()),
         };
@@ -322,7 +354,7 @@ impl Core {
             mount_type: Some(mount_type),
             remote_address: remote.as_deref(),
             client_token: Some(token.expose()),
-            client_token_accessor: Some(&entry.accessor),
+            client_token_accessor: (!entry.accessor.is_empty()).then_some(entry.accessor.as_str()),
             auth: Some(auth_info),
             request_data: body_value.as_ref(),
             response_data: None,
@@ -362,11 +394,12 @@ impl Core {
                 m.engine.handle(target.rel(&req.path), &req).await
             }
         };
+        let result = crate::wrapping::maybe_wrap(&active, &req, result).await;
 
         // Response record: fail closed, so a secret is never returned unaudited.
         let (resp_data, resp_auth, status, err_text) = match &result {
             Ok(Reply::Logical(l)) => (
-                l.data.clone(),
+                audited_data(l),
                 l.auth.as_ref(),
                 l.status.unwrap_or(200),
                 None,
@@ -451,6 +484,11 @@ impl Core {
         req: &Request,
         remote: Option<&str>,
     ) -> ApiResult {
+        // Before anything else: a login checks a credential, so this is also what stops
+        // brute-forcing a role's secret.
+        if let Some(e) = self.over_limit(active, req, m.entry.kind.as_str(), remote) {
+            return Err(e);
+        }
         let body_value = req.body.as_ref().map(|b| Value::Object(b.clone()));
         let mut log = Entry {
             kind: EntryType::Request,
@@ -472,12 +510,14 @@ impl Core {
                 .map(|(token, entry)| crate::token_api::auth_reply(&entry, token)),
             Err(e) => Err(e),
         };
-        let (resp_auth, status, err_text) = match &result {
-            Ok(Reply::Logical(l)) => (l.auth.as_ref(), 200, None),
-            Ok(_) => (None, 200, None),
-            Err(e) => (None, e.status, Some(e.errors.join("; "))),
+        let result = crate::wrapping::maybe_wrap(active, req, result).await;
+        let (resp_data, resp_auth, status, err_text) = match &result {
+            Ok(Reply::Logical(l)) => (audited_data(l), l.auth.as_ref(), 200, None),
+            Ok(_) => (None, None, 200, None),
+            Err(e) => (None, None, e.status, Some(e.errors.join("; "))),
         };
         log.kind = EntryType::Response;
+        log.response_data = resp_data.as_ref();
         log.response_auth = resp_auth.map(|a| ResponseAuth {
             client_token: a.client_token.expose(),
             accessor: &a.accessor,
@@ -492,6 +532,57 @@ impl Core {
         log.error = err_text.as_deref();
         Broker::log_to(&devices, &log)?;
         result
+    }
+}
+
+impl Core {
+    /// Takes one token from the client's bucket; when it is empty, records the refusal as a
+    /// failed request (no body: cheap, and nothing in it matters) and returns the 429.
+    fn over_limit(
+        &self,
+        active: &Active,
+        req: &Request,
+        mount_type: &str,
+        remote: Option<&str>,
+    ) -> Option<ApiError> {
+        if self.rate_limiter.check(ClientKey::from_remote(req.remote)) {
+            return None;
+        }
+        let err = ApiError::rate_limited();
+        let log = Entry {
+            kind: EntryType::Request,
+            request_id: &req.id,
+            operation: req.op.as_str(),
+            path: &req.path,
+            mount_type: Some(mount_type),
+            remote_address: remote,
+            client_token: req.token.as_ref().map(|t| t.expose()),
+            status: Some(err.status),
+            error: err.errors.first().map(String::as_str),
+            ..Default::default()
+        };
+        if let Err(e) = Broker::log_to(&active.audit.all(), &log) {
+            return Some(e);
+        }
+        Some(err)
+    }
+}
+
+/// `auth/token/create`, `create-orphan` and `create/<role>`: the rate-limited token mints.
+fn is_token_create(req: &Request) -> bool {
+    let p = req.path.trim_end_matches('/');
+    req.op == Operation::Update
+        && (p == "auth/token/create"
+            || p == "auth/token/create-orphan"
+            || p.starts_with("auth/token/create/"))
+}
+
+/// What the audit log records as response data. For a wrapped response that is the
+/// `wrap_info` (whose token the device HMACs like every string), never the wrapped content.
+fn audited_data(l: &Logical) -> Option<Value> {
+    match &l.wrap_info {
+        Some(w) => Some(serde_json::json!({ "wrap_info": w })),
+        None => l.data.clone(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! HTTP ⇄ logical translation, in one place: verbs, paths, bodies, the Vault envelope, error
 //! bodies, status codes and headers.
 
-use crate::api::{ApiError, Operation, Reply, Request};
+use crate::api::{ApiError, Logical, Operation, Reply, Request};
 use crate::core::Core;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use shroud_core::SecretString;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Vault's default maximum request size.
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -49,6 +50,49 @@ pub fn error_response(e: &ApiError) -> Response {
     json_response(e.status, serde_json::to_vec(&m).unwrap_or_default())
 }
 
+/// The standard envelope of a logical response as a JSON object (Vault's `HTTPResponse`).
+/// Response wrapping stores exactly this (minus `request_id`), so an unwrap gives the client
+/// the response it would have had.
+pub fn envelope(l: Logical, request_id: &str) -> Map<String, Value> {
+    let mut m = Map::new();
+    if l.sys_inject {
+        if let Some(Value::Object(d)) = &l.data {
+            for (k, v) in d {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    m.insert("request_id".into(), Value::from(request_id));
+    m.insert("lease_id".into(), Value::from(""));
+    m.insert("renewable".into(), Value::from(false));
+    m.insert("lease_duration".into(), Value::from(0));
+    m.insert("data".into(), l.data.unwrap_or(Value::Null));
+    m.insert(
+        "wrap_info".into(),
+        match l.wrap_info {
+            Some(w) => serde_json::to_value(&w).unwrap_or(Value::Null),
+            None => Value::Null,
+        },
+    );
+    m.insert(
+        "warnings".into(),
+        if l.warnings.is_empty() {
+            Value::Null
+        } else {
+            Value::from(l.warnings)
+        },
+    );
+    m.insert(
+        "auth".into(),
+        match l.auth {
+            Some(a) => serde_json::to_value(&a).unwrap_or(Value::Null),
+            None => Value::Null,
+        },
+    );
+    m.insert("mount_type".into(), Value::from(l.mount_type));
+    m
+}
+
 fn render(reply: Reply, request_id: &str, head: bool) -> Response {
     let (status, body) = match reply {
         Reply::NoContent => {
@@ -58,44 +102,27 @@ fn render(reply: Reply, request_id: &str, head: bool) -> Response {
         }
         Reply::Raw(status, v) => (status, serde_json::to_vec(&v).unwrap_or_default()),
         Reply::Logical(l) => {
-            let mut m = Map::new();
-            if l.sys_inject {
-                if let Some(Value::Object(d)) = &l.data {
-                    for (k, v) in d {
-                        m.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-            m.insert("request_id".into(), Value::from(request_id));
-            m.insert("lease_id".into(), Value::from(""));
-            m.insert("renewable".into(), Value::from(false));
-            m.insert("lease_duration".into(), Value::from(0));
-            m.insert("data".into(), l.data.unwrap_or(Value::Null));
-            m.insert("wrap_info".into(), Value::Null);
-            m.insert(
-                "warnings".into(),
-                if l.warnings.is_empty() {
-                    Value::Null
-                } else {
-                    Value::from(l.warnings)
-                },
-            );
-            m.insert(
-                "auth".into(),
-                match l.auth {
-                    Some(a) => serde_json::to_value(&a).unwrap_or(Value::Null),
-                    None => Value::Null,
-                },
-            );
-            m.insert("mount_type".into(), Value::from(l.mount_type));
-            (
-                l.status.unwrap_or(200),
-                serde_json::to_vec(&m).unwrap_or_default(),
-            )
+            let status = l.status.unwrap_or(200);
+            let m = envelope(*l, request_id);
+            (status, serde_json::to_vec(&m).unwrap_or_default())
         }
     };
     json_response(status, if head { vec![] } else { body })
 }
+
+/// Parses `X-Vault-Wrap-TTL` like Vault's `parseutil.ParseDurationSecond`: integer seconds or a
+/// Go duration string; negative or garbage is an error. Zero means "do not wrap" (Vault wraps
+/// only when the TTL is positive).
+pub fn parse_wrap_ttl(v: &str) -> Result<Option<Duration>, ApiError> {
+    if v.trim().is_empty() {
+        return Err(ApiError::bad_request(WRAP_TTL_ERROR));
+    }
+    let d = shroud_core::duration::parse(v).map_err(|_| ApiError::bad_request(WRAP_TTL_ERROR))?;
+    Ok((!d.is_zero()).then_some(d))
+}
+
+const WRAP_TTL_ERROR: &str =
+    "invalid X-Vault-Wrap-TTL: expected positive seconds or a duration like \"5m\"";
 
 /// Percent-decodes a path; None if the result is not UTF-8 or has a bad escape.
 fn percent_decode(s: &str) -> Option<String> {
@@ -235,21 +262,20 @@ async fn entry(State(core): State<Arc<Core>>, req: axum::extract::Request) -> Re
     };
     let wrap_ttl = match parts.headers.get("x-vault-wrap-ttl") {
         None => None,
-        Some(v) => {
-            let d = v
-                .to_str()
-                .ok()
-                .and_then(|s| shroud_core::duration::parse(s).ok());
-            match d {
-                Some(d) => Some(d),
-                None => return error_response(&ApiError::bad_request("invalid X-Vault-Wrap-TTL")),
-            }
-        }
+        Some(v) => match v.to_str().map(parse_wrap_ttl) {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return error_response(&e),
+            Err(_) => return error_response(&ApiError::bad_request(WRAP_TTL_ERROR)),
+        },
     };
-    if wrap_ttl.is_some() {
-        return error_response(&ApiError::bad_request(
-            "response wrapping is not supported by this server yet",
-        ));
+    // Only the default (token) format exists here; a client asking for JWT-format wrapping
+    // tokens must not silently get something else.
+    if let Some(f) = parts.headers.get("x-vault-wrap-format") {
+        if !f.as_bytes().is_empty() && f.as_bytes() != b"token" {
+            return error_response(&ApiError::bad_request(
+                "unsupported X-Vault-Wrap-Format (only \"token\" is supported)",
+            ));
+        }
     }
     let remote = parts.extensions.get::<Peer>().map(|p| p.0);
     let req = Request {
@@ -283,6 +309,47 @@ mod tests {
             None,
             "truncated escape is rejected"
         );
+    }
+
+    #[test]
+    fn wrap_ttl_parses_like_vault() {
+        assert_eq!(
+            parse_wrap_ttl("60s").unwrap(),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_wrap_ttl("300").unwrap(),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            parse_wrap_ttl("5m").unwrap(),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(parse_wrap_ttl("0").unwrap(), None, "zero means do not wrap");
+        for bad in ["-5", "-1s", "abc", "", "  ", "1y"] {
+            assert_eq!(parse_wrap_ttl(bad).unwrap_err().status, 400, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn envelope_carries_wrap_info_and_nothing_else() {
+        let l = Logical {
+            wrap_info: Some(crate::api::WrapInfo {
+                token: SecretString::from("hvs.x"),
+                accessor: "acc".into(),
+                ttl: 60,
+                creation_time: "t".into(),
+                creation_path: "secret/data/a".into(),
+                wrapped_accessor: None,
+            }),
+            ..Default::default()
+        };
+        let m = envelope(l, "id");
+        assert_eq!(m["wrap_info"]["token"], "hvs.x");
+        assert!(m["wrap_info"].get("wrapped_accessor").is_none());
+        assert_eq!(m["data"], Value::Null);
+        assert_eq!(m["auth"], Value::Null);
+        assert_eq!(m["request_id"], "id");
     }
 
     #[test]

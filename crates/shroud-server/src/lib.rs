@@ -16,11 +16,13 @@ pub mod jwt;
 pub mod kv;
 pub mod mounts;
 pub mod policy_store;
+pub mod ratelimit;
 pub mod sys;
 pub mod tls;
 pub mod token;
 pub mod token_api;
 pub mod transit;
+pub mod wrapping;
 
 use crate::core::{Core, SealKind};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};

@@ -53,6 +53,9 @@ pub async fn unauthenticated(core: &Arc<Core>, req: &Request) -> Option<ApiResul
                    "leader_address": "", "leader_cluster_address": "",
                    "performance_standby": false, "performance_standby_last_remote_wal": 0}),
         )),
+        // Vault serves wrapping lookup without a client token: whoever holds a wrapping token
+        // may check where it came from before unwrapping it.
+        ("sys/wrapping/lookup", _) => crate::wrapping::lookup_unauthenticated(core, req).await,
         ("sys/health" | "sys/seal-status" | "sys/init" | "sys/unseal" | "sys/leader", _) => {
             Err(ApiError::unsupported_operation())
         }
@@ -354,6 +357,7 @@ pub async fn handle(
                     .trim_start_matches('/'),
             )
         }
+        ("wrapping", rest, _) => crate::wrapping::handle(active, caller, req, rest).await,
         ("rotate", "", Operation::Update) => {
             core.barrier.rotate().await?;
             Ok(Reply::NoContent)

@@ -5,10 +5,20 @@
 //! hash, which is why no constant-time comparison of raw tokens is needed anywhere.
 //! Entries are cached in memory (single node: the cache is authoritative and updated on every
 //! write), because every request authenticates.
+//!
+//! Batch tokens (`hvb.`) are the exception to "tokens are never stored": they are not stored at
+//! all. A batch token is the AES-256-GCM encryption of its own entry under a key that lives
+//! behind the barrier, so lookup is a decryption, creation costs no write, and nothing needs
+//! cleaning up when they expire. What Vault gives up for that, shroud gives up too: no renewal,
+//! no revocation (other than through the parent), no accessor, no children.
 
 use crate::api::{
     bool_field, duration_field, random_id, string_list, timestamp, uint_field, ApiError, AuthBlock,
 };
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -23,6 +33,16 @@ const SALT_KEY: &str = "sys/token/salt";
 const ID_PREFIX: &str = "sys/token/id/";
 const ACCESSOR_PREFIX: &str = "sys/token/accessor/";
 const PARENT_PREFIX: &str = "sys/token/parent/";
+const BATCH_KEY: &str = "sys/token/batch-key";
+/// Prefix of batch tokens (Vault ≥ 1.10 mints `hvb.`).
+pub const BATCH_PREFIX: &str = "hvb.";
+/// Associated data of batch-token encryption: names the format, so a ciphertext made for
+/// anything else under the same key can never parse as a token.
+const BATCH_AAD: &[u8] = b"shroud/batch-token/v1";
+const NONCE_LEN: usize = 12;
+/// Longest token accepted anywhere. Service tokens are ~36 bytes; batch tokens grow with
+/// their policies and metadata, and creation refuses one that would not fit.
+pub const MAX_TOKEN_LEN: usize = 4096;
 
 /// Vault's system default and maximum TTL: 768h (32 days).
 pub const MAX_TTL: u64 = 768 * 3600;
@@ -64,6 +84,13 @@ pub struct TokenEntry {
     pub path: String,
     /// Last renewal, unix seconds.
     pub last_renewal: Option<u64>,
+    /// A batch token (never stored; see the module doc).
+    #[serde(default)]
+    pub batch: bool,
+    /// A limited-use token whose last use is in flight: no further request may use it, and it
+    /// is revoked when that request completes (Vault's "tainted" state, `num_uses = -1`).
+    #[serde(default)]
+    pub exhausted: bool,
 }
 
 impl std::fmt::Debug for TokenEntry {
@@ -92,6 +119,21 @@ impl TokenEntry {
         matches!(self.expire_time, Some(e) if e <= now)
     }
 
+    /// `service` or `batch`, as Vault reports it.
+    pub fn token_type(&self) -> &'static str {
+        if self.batch {
+            "batch"
+        } else {
+            "service"
+        }
+    }
+
+    /// True for a response-wrapping token: its only policy is `response-wrapping`, which no
+    /// other token can be given (see `TokenStore::create`).
+    pub fn is_wrapping(&self) -> bool {
+        self.policies.len() == 1 && self.policies[0] == crate::wrapping::POLICY
+    }
+
     /// The `data` of lookup responses.
     pub fn lookup_data(&self, id: Option<&str>, now: u64) -> Value {
         let at = |s: u64| timestamp(UNIX_EPOCH + Duration::from_secs(s));
@@ -115,7 +157,7 @@ impl TokenEntry {
             "policies": self.policies,
             "renewable": self.renewable,
             "ttl": self.ttl_left(now),
-            "type": "service",
+            "type": self.token_type(),
         })
     }
 
@@ -134,7 +176,7 @@ impl TokenEntry {
             lease_duration: self.ttl_left(now),
             renewable: self.renewable && self.expire_time.is_some(),
             entity_id: String::new(),
-            token_type: "service".to_owned(),
+            token_type: self.token_type().to_owned(),
             orphan: self.orphan,
             mfa_requirement: None,
             num_uses: self.num_uses,
@@ -167,6 +209,8 @@ pub struct CreateRequest {
     pub num_uses: u64,
     /// Period.
     pub period: Option<Duration>,
+    /// Mint a batch token instead of a service token.
+    pub batch: bool,
 }
 
 impl CreateRequest {
@@ -175,13 +219,15 @@ impl CreateRequest {
         let empty = Map::new();
         let b = body.unwrap_or(&empty);
         let get = |k: &str| b.get(k).filter(|v| !v.is_null());
-        if let Some(t) = get("type").and_then(|v| v.as_str()) {
-            if t != "service" && t != "default" {
-                return Err(ApiError::bad_request(format!(
-                    "token type {t:?} is not supported by this server (only \"service\")"
-                )));
-            }
-        }
+        let batch = match get("type") {
+            None => false,
+            Some(Value::String(t)) => match t.as_str() {
+                "" | "service" | "default" => false,
+                "batch" => true,
+                _ => return Err(ApiError::bad_request("invalid 'type' value")),
+            },
+            Some(_) => return Err(ApiError::bad_request("invalid 'type' value")),
+        };
         let policies = string_list(get("policies"))?;
         if policies.len() > MAX_POLICIES {
             return Err(ApiError::bad_request("too many policies"));
@@ -222,6 +268,7 @@ impl CreateRequest {
             display_name,
             num_uses: uint_field(get("num_uses"), "num_uses")?.unwrap_or(0),
             period: duration_field(get("period"), "period")?,
+            batch,
         })
     }
 }
@@ -239,6 +286,8 @@ pub enum Issuer<'a> {
         parent: &'a TokenEntry,
         /// Whether the caller holds sudo on the create path.
         sudo: bool,
+        /// The endpoint makes orphans without sudo (`auth/token/create-orphan`).
+        orphan_endpoint: bool,
     },
 }
 
@@ -250,32 +299,72 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// What a batch token carries, encrypted: everything a lookup needs. Short field names keep
+/// the token short (it travels in a header on every request).
+#[derive(Serialize, Deserialize)]
+struct BatchClaims {
+    #[serde(rename = "p")]
+    policies: Vec<String>,
+    #[serde(rename = "m", default, skip_serializing_if = "Map::is_empty")]
+    meta: Map<String, Value>,
+    #[serde(rename = "d")]
+    display_name: String,
+    #[serde(rename = "c")]
+    creation_time: u64,
+    #[serde(rename = "t")]
+    ttl: u64,
+    #[serde(rename = "e")]
+    expire_time: u64,
+    /// The parent's storage hash; the token stops working when the parent is gone.
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    parent: Option<String>,
+    #[serde(rename = "x")]
+    path: String,
+}
+
 /// The token store.
 pub struct TokenStore {
     barrier: Arc<Barrier>,
     mac: Hmac<Sha256>,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// Seals batch tokens. The key (32 random bytes) lives behind the barrier at `BATCH_KEY`.
+    batch_cipher: Aes256Gcm,
+    /// Serializes use counting so two concurrent requests cannot both spend a last use.
+    use_lock: tokio::sync::Mutex<()>,
+}
+
+/// Reads a 32-byte key from the barrier, creating it on first use.
+async fn load_or_create_key(barrier: &Barrier, path: &str) -> Result<SecretBytes, ApiError> {
+    if let Some(k) = barrier.get(path).await? {
+        if k.len() != 32 {
+            return Err(ApiError::internal(&format!(
+                "stored key {path} has a bad length"
+            )));
+        }
+        return Ok(k);
+    }
+    let mut b = vec![0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| ApiError::internal(&e))?;
+    let k = SecretBytes::new(b);
+    barrier.put(path, k.expose()).await?;
+    Ok(k)
 }
 
 impl TokenStore {
-    /// Loads (or creates) the salt.
+    /// Loads (or creates) the salt and the batch-token key.
     pub async fn load(barrier: Arc<Barrier>) -> Result<Self, ApiError> {
-        let salt = match barrier.get(SALT_KEY).await? {
-            Some(s) => s,
-            None => {
-                let mut b = vec![0u8; 32];
-                getrandom::fill(&mut b).map_err(|e| ApiError::internal(&e))?;
-                let s = SecretBytes::new(b);
-                barrier.put(SALT_KEY, s.expose()).await?;
-                s
-            }
-        };
-        let mac =
-            Hmac::<Sha256>::new_from_slice(salt.expose()).map_err(|e| ApiError::internal(&e))?;
+        let salt = load_or_create_key(&barrier, SALT_KEY).await?;
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(salt.expose())
+            .map_err(|e| ApiError::internal(&e))?;
+        let batch_key = load_or_create_key(&barrier, BATCH_KEY).await?;
+        let batch_cipher = <Aes256Gcm as KeyInit>::new_from_slice(batch_key.expose())
+            .map_err(|e| ApiError::internal(&e))?;
         Ok(Self {
             barrier,
             mac,
             cache: RwLock::new(HashMap::new()),
+            batch_cipher,
+            use_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -324,8 +413,11 @@ impl TokenStore {
 
     /// Resolves a presented token to a live entry. Expired tokens are revoked on sight.
     pub async fn lookup(&self, token: &str) -> Result<Option<Arc<TokenEntry>>, ApiError> {
-        if token.is_empty() || token.len() > 1024 {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Ok(None);
+        }
+        if token.starts_with(BATCH_PREFIX) {
+            return self.lookup_batch(token).await;
         }
         let hash = self.hash(token);
         let Some(e) = self.load_entry(&hash).await? else {
@@ -335,7 +427,108 @@ impl TokenStore {
             self.revoke_tree(&hash).await?;
             return Ok(None);
         }
+        if e.exhausted {
+            return Ok(None);
+        }
         Ok(Some(e))
+    }
+
+    /// A live parent: exists, not expired (revoked on sight if it is), not on its last use.
+    async fn live_parent(&self, hash: &str) -> Result<bool, ApiError> {
+        let Some(p) = self.load_entry(hash).await? else {
+            return Ok(false);
+        };
+        if p.expired(now_secs()) {
+            self.revoke_tree(hash).await?;
+            return Ok(false);
+        }
+        Ok(!p.exhausted)
+    }
+
+    async fn lookup_batch(&self, token: &str) -> Result<Option<Arc<TokenEntry>>, ApiError> {
+        // Tampered, truncated, foreign-key or garbage tokens all end here, indistinguishably.
+        let Some(c) = self.open_batch(token) else {
+            return Ok(None);
+        };
+        if c.expire_time <= now_secs() {
+            return Ok(None);
+        }
+        if let Some(p) = &c.parent {
+            if !self.live_parent(p).await? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(Arc::new(TokenEntry {
+            hash: self.hash(token),
+            accessor: String::new(),
+            orphan: c.parent.is_none(),
+            parent: c.parent,
+            policies: c.policies,
+            meta: c.meta,
+            display_name: c.display_name,
+            num_uses: 0,
+            creation_time: c.creation_time,
+            creation_ttl: c.ttl,
+            expire_time: Some(c.expire_time),
+            explicit_max_ttl: 0,
+            period: 0,
+            renewable: false,
+            path: c.path,
+            last_renewal: None,
+            batch: true,
+            exhausted: false,
+        })))
+    }
+
+    fn seal_batch(&self, claims: &BatchClaims) -> Result<SecretString, ApiError> {
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(claims).map_err(|e| ApiError::internal(&e))?,
+        );
+        let mut nonce = [0u8; NONCE_LEN];
+        // A fresh random 96-bit nonce per token: the key lives as long as the store, and the
+        // collision bound (2^32 tokens) is far beyond what one store mints.
+        getrandom::fill(&mut nonce).map_err(|e| ApiError::internal(&e))?;
+        let ct = self
+            .batch_cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: BATCH_AAD,
+                },
+            )
+            .map_err(|_| ApiError::internal(&"batch token encryption failed"))?;
+        let mut raw = Vec::with_capacity(NONCE_LEN + ct.len());
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&ct);
+        let token = format!("{BATCH_PREFIX}{}", URL_SAFE_NO_PAD.encode(&raw));
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(ApiError::bad_request(
+                "batch token would be too long: use fewer policies or less metadata",
+            ));
+        }
+        Ok(SecretString::new(token))
+    }
+
+    fn open_batch(&self, token: &str) -> Option<BatchClaims> {
+        let body = token.strip_prefix(BATCH_PREFIX)?;
+        let raw = URL_SAFE_NO_PAD.decode(body).ok()?;
+        if raw.len() < NONCE_LEN + 16 {
+            return None;
+        }
+        let (nonce, ct) = raw.split_at(NONCE_LEN);
+        let plain = zeroize::Zeroizing::new(
+            self.batch_cipher
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: ct,
+                        aad: BATCH_AAD,
+                    },
+                )
+                .ok()?,
+        );
+        serde_json::from_slice(&plain).ok()
     }
 
     /// Looks up by accessor.
@@ -364,19 +557,31 @@ impl TokenStore {
         Ok(Some(e))
     }
 
-    /// Counts one use of a limited-use token. Returns true if that was its last use (the caller
-    /// revokes it after the request completes).
+    /// Counts one use of a limited-use token. Returns true if that was its last use: the entry
+    /// is then marked exhausted (no other request can use it from now on) and the caller
+    /// revokes it after the request completes. Counting goes by the current stored entry, not
+    /// the caller's snapshot, so concurrent requests cannot spend the same use twice.
     pub async fn use_once(&self, entry: &TokenEntry) -> Result<bool, ApiError> {
-        if entry.num_uses == 0 {
+        if entry.num_uses == 0 || entry.batch {
             return Ok(false);
         }
-        let mut e = entry.clone();
-        e.num_uses -= 1;
-        if e.num_uses == 0 {
-            return Ok(true);
+        let _g = self.use_lock.lock().await;
+        let Some(current) = self.load_entry(&entry.hash).await? else {
+            return Err(ApiError::permission_denied());
+        };
+        if current.exhausted {
+            return Err(ApiError::permission_denied());
         }
+        if current.num_uses == 0 {
+            return Ok(false);
+        }
+        let mut e = (*current).clone();
+        e.num_uses -= 1;
+        let last = e.num_uses == 0;
+        // Persisted, so a crash between here and the revocation cannot give the token back.
+        e.exhausted = last;
         self.store(&e, vec![]).await?;
-        Ok(false)
+        Ok(last)
     }
 
     /// Mints a token for an auth method's login.
@@ -385,13 +590,15 @@ impl TokenStore {
         identity: crate::engine::LoginResult,
         path: &str,
     ) -> Result<(SecretString, TokenEntry), ApiError> {
-        if let Some(t) = identity.token_type.as_deref() {
-            if t != "service" && t != "default" && t != "default-service" {
+        let batch = match identity.token_type.as_deref() {
+            None | Some("" | "service" | "default" | "default-service") => false,
+            Some("batch" | "default-batch") => true,
+            Some(t) => {
                 return Err(ApiError::bad_request(format!(
-                    "token type {t:?} is not supported by this server (only \"service\")"
-                )));
+                    "token type {t:?} is not supported (service or batch)"
+                )))
             }
-        }
+        };
         let nz = |d: Duration| (!d.is_zero()).then_some(d);
         let req = CreateRequest {
             id: None,
@@ -405,8 +612,58 @@ impl TokenStore {
             display_name: identity.display_name,
             num_uses: identity.num_uses,
             period: nz(identity.period),
+            batch,
         };
         self.create(Issuer::Login, req, path).await
+    }
+
+    /// Mints the single-use token of a wrapped response, storing `response` (the rendered
+    /// original response) in the same atomic write, under a key only this token's hash names.
+    /// Orphan, policy `response-wrapping` only, one use, not renewable: Vault's wrapping token.
+    pub async fn create_wrapping(
+        &self,
+        ttl: Duration,
+        path: &str,
+        response: Vec<u8>,
+    ) -> Result<(SecretString, TokenEntry), ApiError> {
+        let now = now_secs();
+        // Sub-second wrap TTLs round up: a token that is dead on arrival helps nobody.
+        let ttl = ttl.as_secs().max(1);
+        let token = SecretString::new(format!("hvs.{}", random_id(32)?));
+        let hash = self.hash(token.expose());
+        let accessor = random_id(24)?;
+        let entry = TokenEntry {
+            hash: hash.clone(),
+            accessor: accessor.clone(),
+            parent: None,
+            policies: vec![crate::wrapping::POLICY.to_owned()],
+            meta: Map::new(),
+            display_name: String::new(),
+            num_uses: 1,
+            creation_time: now,
+            creation_ttl: ttl,
+            expire_time: Some(now + ttl),
+            explicit_max_ttl: ttl,
+            period: 0,
+            renewable: false,
+            orphan: true,
+            path: path.to_owned(),
+            last_renewal: None,
+            batch: false,
+            exhausted: false,
+        };
+        let extra = vec![
+            BarrierOp::Put(
+                format!("{ACCESSOR_PREFIX}{accessor}"),
+                hash.as_bytes().to_vec(),
+            ),
+            BarrierOp::Put(
+                format!("{}{hash}", crate::wrapping::RESPONSE_PREFIX),
+                response,
+            ),
+        ];
+        self.store(&entry, extra).await?;
+        Ok((token, entry))
     }
 
     /// Creates a token for `issuer`.
@@ -416,10 +673,19 @@ impl TokenStore {
         mut req: CreateRequest,
         path: &str,
     ) -> Result<(SecretString, TokenEntry), ApiError> {
-        let (parent, sudo) = match issuer {
-            Issuer::Parent { parent, sudo } => (Some(parent), sudo),
-            _ => (None, false),
+        let (parent, sudo, orphan_endpoint) = match issuer {
+            Issuer::Parent {
+                parent,
+                sudo,
+                orphan_endpoint,
+            } => (Some(parent), sudo, orphan_endpoint),
+            _ => (None, false, false),
         };
+        if parent.is_some_and(|p| p.batch) {
+            return Err(ApiError::bad_request(
+                "batch tokens cannot create child tokens",
+            ));
+        }
         let login = matches!(issuer, Issuer::Login);
         let parent_root = match issuer {
             Issuer::Root => true,
@@ -431,10 +697,32 @@ impl TokenStore {
                 "root or sudo privileges required to specify token id",
             ));
         }
-        if req.no_parent && !(parent_root || sudo || login) {
+        if req.no_parent && !(parent_root || sudo || login || orphan_endpoint) {
             return Err(ApiError::bad_request(
                 "root or sudo privileges required to create orphan token",
             ));
+        }
+        let period = req.period.map(|d| d.as_secs()).unwrap_or(0);
+        // Vault's rule: a periodic token can live forever, so minting one is privileged.
+        if period > 0 && !(parent_root || sudo || login) {
+            return Err(ApiError::bad_request(
+                "root or sudo privileges required to create periodic token",
+            ));
+        }
+        if req.batch {
+            if req.id.is_some() {
+                return Err(ApiError::bad_request(
+                    "batch tokens cannot have a custom ID",
+                ));
+            }
+            if period > 0 {
+                return Err(ApiError::bad_request("batch tokens cannot be periodic"));
+            }
+            if req.num_uses > 0 {
+                return Err(ApiError::bad_request(
+                    "batch tokens cannot have a limited number of uses",
+                ));
+            }
         }
         // Policies: inherit the parent's when none are asked for; a non-root parent can only
         // hand out a subset of what it has (Vault's rule).
@@ -462,6 +750,13 @@ impl TokenStore {
                 "root tokens can only be created by a root token"
             }));
         }
+        // Only `create_wrapping` hands out this policy, so that holding it identifies a
+        // wrapping token (whose ACL is fixed in the core, not read from the policy store).
+        if policies.iter().any(|p| p == crate::wrapping::POLICY) {
+            return Err(ApiError::bad_request(
+                "the response-wrapping policy is reserved for response-wrapping tokens",
+            ));
+        }
         if !req.no_default_policy && !policies.iter().any(|p| p == "root") {
             policies.push("default".to_owned());
         }
@@ -473,7 +768,9 @@ impl TokenStore {
 
         let now = now_secs();
         let is_root = policies.iter().any(|p| p == "root");
-        let period = req.period.map(|d| d.as_secs()).unwrap_or(0);
+        if req.batch && is_root {
+            return Err(ApiError::bad_request("batch tokens cannot be root tokens"));
+        }
         let explicit = req.explicit_max_ttl.map(|d| d.as_secs()).unwrap_or(0);
         let mut ttl = if period > 0 {
             period
@@ -496,10 +793,66 @@ impl TokenStore {
                 ttl = expire_time.map(|e| e.saturating_sub(now)).unwrap_or(0);
             }
         }
+        let orphan = req.no_parent || parent.is_none();
+        let root_token = matches!(issuer, Issuer::Root);
+        let display = if root_token {
+            "root".to_owned()
+        } else if login {
+            req.display_name.clone()
+        } else if req.display_name.is_empty() {
+            "token".to_owned()
+        } else {
+            format!("token-{}", req.display_name)
+        };
+        let parent_hash = if orphan {
+            None
+        } else {
+            parent.map(|p| p.hash.clone())
+        };
+
+        if req.batch {
+            // Not stored: the token is its own (encrypted) entry.
+            let expire = expire_time.unwrap_or(now + MAX_TTL);
+            let claims = BatchClaims {
+                policies: policies.clone(),
+                meta: req.meta.clone(),
+                display_name: display.clone(),
+                creation_time: now,
+                ttl: expire.saturating_sub(now),
+                expire_time: expire,
+                parent: parent_hash.clone(),
+                path: path.to_owned(),
+            };
+            let token = self.seal_batch(&claims)?;
+            let entry = TokenEntry {
+                hash: self.hash(token.expose()),
+                accessor: String::new(),
+                parent: parent_hash,
+                policies,
+                meta: req.meta,
+                display_name: display,
+                num_uses: 0,
+                creation_time: now,
+                creation_ttl: claims.ttl,
+                expire_time: Some(expire),
+                explicit_max_ttl: 0,
+                period: 0,
+                renewable: false,
+                orphan,
+                path: path.to_owned(),
+                last_renewal: None,
+                batch: true,
+                exhausted: false,
+            };
+            return Ok((token, entry));
+        }
 
         let token = match req.id.take() {
             Some(id) => {
-                if id.expose().len() > 256 || id.expose().contains(char::is_whitespace) {
+                if id.expose().len() > 256
+                    || id.expose().contains(char::is_whitespace)
+                    || id.expose().starts_with(BATCH_PREFIX)
+                {
                     return Err(ApiError::bad_request("invalid token id"));
                 }
                 id
@@ -513,30 +866,13 @@ impl TokenStore {
             ));
         }
         let accessor = random_id(24)?;
-        let orphan = req.no_parent || parent.is_none();
-        let root_token = matches!(issuer, Issuer::Root);
-        let display = if req.display_name.is_empty() {
-            "token".to_owned()
-        } else {
-            format!("token-{}", req.display_name)
-        };
         let entry = TokenEntry {
             hash: hash.clone(),
             accessor: accessor.clone(),
-            parent: if orphan {
-                None
-            } else {
-                parent.map(|p| p.hash.clone())
-            },
+            parent: parent_hash,
             policies,
             meta: req.meta,
-            display_name: if root_token {
-                "root".to_owned()
-            } else if login {
-                req.display_name.clone()
-            } else {
-                display
-            },
+            display_name: display,
             num_uses: req.num_uses,
             creation_time: now,
             creation_ttl: ttl,
@@ -547,6 +883,8 @@ impl TokenStore {
             orphan,
             path: path.to_owned(),
             last_renewal: None,
+            batch: false,
+            exhausted: false,
         };
         let mut extra = vec![BarrierOp::Put(
             format!("{ACCESSOR_PREFIX}{accessor}"),
@@ -559,20 +897,30 @@ impl TokenStore {
         Ok((token, entry))
     }
 
-    /// Renews a token by `increment` (or its original TTL).
+    /// Renews a token by `increment` (or its original TTL). Periodic tokens go back to their
+    /// period (the increment is ignored, and no max TTL applies: that is what periodic means);
+    /// everything is capped by `explicit_max_ttl` and the parent's expiry.
     pub async fn renew(
         &self,
         entry: &TokenEntry,
         increment: Option<Duration>,
     ) -> Result<TokenEntry, ApiError> {
-        let now = now_secs();
-        if entry.expire_time.is_none() {
-            return Ok(entry.clone());
+        if entry.batch {
+            return Err(ApiError::bad_request("batch tokens cannot be renewed"));
         }
-        if !entry.renewable {
+        let now = now_secs();
+        // Work on the current entry, not the caller's snapshot: the snapshot may predate a
+        // use count or exhaustion, which writing it back would undo.
+        let Some(current) = self.load_entry(&entry.hash).await? else {
+            return Err(ApiError::bad_request("token not found"));
+        };
+        if current.expire_time.is_none() {
+            return Ok((*current).clone());
+        }
+        if !current.renewable {
             return Err(ApiError::bad_request("lease is not renewable"));
         }
-        let mut e = entry.clone();
+        let mut e = (*current).clone();
         let want = if e.period > 0 {
             e.period
         } else {
@@ -640,6 +988,13 @@ impl TokenStore {
                 "{ACCESSOR_PREFIX}{}",
                 e.accessor
             )));
+            if e.is_wrapping() {
+                // The wrapped response dies with its token, in the same atomic write.
+                ops.push(BarrierOp::Delete(format!(
+                    "{}{hash}",
+                    crate::wrapping::RESPONSE_PREFIX
+                )));
+            }
             if let Some(p) = &e.parent {
                 ops.push(BarrierOp::Delete(format!("{PARENT_PREFIX}{p}/{hash}")));
             }

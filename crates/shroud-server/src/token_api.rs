@@ -37,6 +37,15 @@ async fn lookup_token(active: &Active, token: &str) -> Result<Arc<TokenEntry>, A
         .ok_or_else(|| ApiError::bad_request("bad token"))
 }
 
+/// Vault refuses to revoke batch tokens: they are not stored, so there is nothing to delete;
+/// they end at expiry or with their parent.
+fn refuse_batch_revoke(e: &TokenEntry) -> Result<(), ApiError> {
+    if e.batch {
+        return Err(ApiError::bad_request("batch tokens cannot be revoked"));
+    }
+    Ok(())
+}
+
 /// Dispatches `auth/token/<rest>`.
 pub async fn handle(active: &Active, caller: &Caller, req: &Request) -> ApiResult {
     let rest = req
@@ -52,10 +61,10 @@ pub async fn handle(active: &Active, caller: &Caller, req: &Request) -> ApiResul
             if rest == "create-orphan" {
                 c.no_parent = true;
             }
-            let sudo = caller.sudo || rest == "create-orphan";
             let issuer = crate::token::Issuer::Parent {
                 parent: &caller.entry,
-                sudo,
+                sudo: caller.sudo,
+                orphan_endpoint: rest == "create-orphan",
             };
             let (token, entry) = active
                 .tokens
@@ -96,12 +105,14 @@ pub async fn handle(active: &Active, caller: &Caller, req: &Request) -> ApiResul
             Ok(auth_reply(&e, t.into()))
         }
         ("revoke-self", Operation::Update) => {
+            refuse_batch_revoke(&caller.entry)?;
             active.tokens.revoke_tree(&caller.entry.hash).await?;
             Ok(Reply::NoContent)
         }
         ("revoke", Operation::Update) => {
             let t = token_field(req)?;
             if let Some(e) = active.tokens.lookup(&t).await? {
+                refuse_batch_revoke(&e)?;
                 active.tokens.revoke_tree(&e.hash).await?;
             }
             Ok(Reply::NoContent)
@@ -109,6 +120,7 @@ pub async fn handle(active: &Active, caller: &Caller, req: &Request) -> ApiResul
         ("revoke-orphan", Operation::Update) => {
             let t = token_field(req)?;
             if let Some(e) = active.tokens.lookup(&t).await? {
+                refuse_batch_revoke(&e)?;
                 active.tokens.revoke_orphan(&e.hash).await?;
             }
             Ok(Reply::NoContent)

@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::cmd::{audit, completions, login, operator, policy, secret, server, token};
+use crate::cmd::{
+    approle, audit, auth, completions, login, operator, policy, secret, server, token, transit,
+    wrapping,
+};
 use crate::report::EXIT_CODES_HELP;
 
 const LONG_ABOUT: &str = "\
@@ -77,9 +80,19 @@ pub enum Command {
     /// Work with audit logs
     #[command(subcommand)]
     Audit(audit::AuditCommand),
-    /// Verify a token and store it in ~/.shroud-token
+    /// Encrypt, decrypt and rewrap with named keys (transit engine)
+    Transit(transit::TransitArgs),
+    /// Enable, list and disable auth methods
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
+    /// Manage AppRole roles and secret ids
+    Approle(approle::ApproleArgs),
+    /// Log in (token, AppRole, JWT, Kubernetes) and store the token in ~/.shroud-token
     #[command(long_about = login::LONG_ABOUT)]
     Login(login::LoginArgs),
+    /// Unwrap a response-wrapping token read from stdin
+    #[command(long_about = wrapping::LONG_ABOUT)]
+    Unwrap(wrapping::UnwrapArgs),
     /// Print a shell completion script
     #[command(long_about = completions::LONG_ABOUT)]
     Completions(completions::CompletionsArgs),
@@ -131,6 +144,53 @@ mod tests {
     fn unknown_command_is_a_usage_error() {
         let err = parse(&["frobnicate"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
+    }
+
+    /// Arguments end up in `ps`, `/proc/<pid>/cmdline` and shell history: no argument of any
+    /// command may carry a token, secret id, JWT, plaintext or password. Flags naming a file
+    /// (`--secret-id-file`, `--jwt-file`) and settings about such values (`--secret-id-ttl`,
+    /// `--wrap-ttl`, `--print-token`) are fine; `server --dev-root-token` is the one documented
+    /// dev-mode exception.
+    #[test]
+    fn no_argument_carries_a_secret() {
+        const SECRETISH: &[&str] = &[
+            "token",
+            "secret-id",
+            "secret_id",
+            "jwt",
+            "plaintext",
+            "password",
+            "unseal",
+        ];
+        fn walk(cmd: &clap::Command, path: &str, seen: &mut usize) {
+            for arg in cmd.get_arguments() {
+                if !arg.get_action().takes_values() {
+                    continue;
+                }
+                *seen += 1;
+                let name = arg
+                    .get_long()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| arg.get_id().as_str().to_owned())
+                    .to_ascii_lowercase();
+                let harmless = name.ends_with("-file")
+                    || name.ends_with("-ttl")
+                    || name.ends_with("-num-uses")
+                    || (path == "shroud server" && name == "dev-root-token");
+                assert!(
+                    harmless || !SECRETISH.iter().any(|w| name.contains(w)),
+                    "{path} takes a secret-looking argument {name:?}"
+                );
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), seen);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut seen = 0;
+        walk(&cmd, "shroud", &mut seen);
+        assert!(seen > 50, "the walk saw only {seen} arguments");
     }
 
     #[test]

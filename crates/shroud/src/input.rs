@@ -80,6 +80,33 @@ pub fn read_secret_line(prompt: &str) -> anyhow::Result<SecretString> {
     }
 }
 
+/// Reads a one-line credential (AppRole secret id, JWT) from `file`, or from stdin when `file`
+/// is `None` or `-` (a hidden prompt on a terminal, else the first line). Surrounding
+/// whitespace is trimmed (files usually end with a newline); empty is an error.
+pub fn read_credential(
+    file: Option<&Path>,
+    prompt: &str,
+    max: usize,
+) -> anyhow::Result<SecretString> {
+    match file {
+        Some(p) if p != Path::new("-") => {
+            let f = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+            let bytes = read_bounded(f, max).with_context(|| format!("reading {}", p.display()))?;
+            let text = std::str::from_utf8(bytes.expose())
+                .with_context(|| format!("{} is not UTF-8", p.display()))?;
+            let t = text.trim();
+            if t.is_empty() {
+                bail!("{} is empty", p.display());
+            }
+            if t.contains(['\n', '\r']) {
+                bail!("{} holds more than one line", p.display());
+            }
+            Ok(SecretString::from(t))
+        }
+        _ => read_secret_line(prompt),
+    }
+}
+
 /// Reads every non-empty line of stdin (bounded count), for piping several unseal keys.
 pub fn read_secret_lines(max_lines: usize) -> anyhow::Result<Vec<SecretString>> {
     let stdin = io::stdin();
@@ -177,6 +204,24 @@ mod tests {
         assert_eq!(read_line(&mut r).unwrap().unwrap().expose(), "key-one");
         assert_eq!(read_line(&mut r).unwrap().unwrap().expose(), "key-two");
         assert!(read_line(&mut r).unwrap().is_none());
+    }
+
+    #[test]
+    fn credential_file_is_trimmed_and_must_be_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sid");
+        std::fs::write(&p, "  sid-value\n").unwrap();
+        assert_eq!(
+            read_credential(Some(&p), "", 1024).unwrap().expose(),
+            "sid-value"
+        );
+        std::fs::write(&p, "a\nb\n").unwrap();
+        assert!(read_credential(Some(&p), "", 1024).is_err());
+        std::fs::write(&p, "\n").unwrap();
+        assert!(read_credential(Some(&p), "", 1024).is_err());
+        std::fs::write(&p, "x".repeat(2000)).unwrap();
+        assert!(read_credential(Some(&p), "", 1024).is_err());
+        assert!(read_credential(Some(&dir.path().join("missing")), "", 1024).is_err());
     }
 
     #[test]

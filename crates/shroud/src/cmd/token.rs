@@ -5,12 +5,13 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{ArgGroup, Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use shroud_client::{TokenCreateRequest, TokenInfo};
 use shroud_core::duration;
 
-use super::{print_json, print_text, Ctx};
+use super::wrapping::{not_wrapped_hint, print_wrap_info};
+use super::{parse_duration, parse_wrap_ttl, print_json, print_text, Ctx};
 use crate::cli::Format;
 use crate::{input, table};
 
@@ -24,9 +25,13 @@ Create a token. It is a child of the current token (revoked with it) unless --or
 only get policies the current token has, unless the current token is root. The new token is \
 printed to standard output.
 
+--type batch creates a batch token: not stored by the server, not renewable, unable to create child tokens, and cheap; for short-lived jobs. With --wrap-ttl the new token is response-wrapped: only a single-use wrapping token is printed, which the consumer turns into the token with 'shroud unwrap'.
+
 Examples:
   shroud token create --policy app --ttl 1h
-  shroud token create --policy app --ttl 24h --num-uses 10 --format json | jq -r .auth.client_token")]
+  shroud token create --policy app --ttl 24h --num-uses 10 --format json | jq -r .auth.client_token
+  shroud token create --policy ci --ttl 10m --type batch
+  shroud token create --policy app --wrap-ttl 5m")]
     Create(CreateArgs),
     /// Show a token's properties (the current token by default)
     #[command(long_about = "\
@@ -73,9 +78,25 @@ pub struct CreateArgs {
     /// Name shown in lookups and the audit log
     #[arg(long, value_name = "NAME")]
     pub display_name: Option<String>,
+    /// Token type
+    #[arg(long = "type", value_enum, default_value_t = TokenType::Service)]
+    pub token_type: TokenType,
+    /// Wrap the response: print a single-use wrapping token valid this long instead
+    #[arg(long, value_name = "DURATION", value_parser = parse_wrap_ttl)]
+    pub wrap_ttl: Option<String>,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// Kinds of token `token create` can make.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum TokenType {
+    /// Persisted, renewable, can have children (the default)
+    #[default]
+    Service,
+    /// Not persisted, not renewable, no children; for short-lived, high-volume use
+    Batch,
 }
 
 #[derive(Debug, Args)]
@@ -104,14 +125,6 @@ pub struct RevokeArgs {
     /// Read the token to revoke from standard input
     #[arg(long)]
     pub stdin: bool,
-}
-
-/// Validates a duration with shroud's parser and passes it on as typed (the server accepts
-/// the same syntax).
-fn parse_duration(s: &str) -> Result<String, String> {
-    duration::parse(s)
-        .map(|_| s.trim().to_owned())
-        .map_err(|e| format!("{e}: use a number of seconds or units like 90s, 30m, 1h"))
 }
 
 pub async fn run(cmd: TokenCommand, ctx: Ctx) -> anyhow::Result<ExitCode> {
@@ -154,8 +167,18 @@ async fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<()> {
         period: a.period,
         display_name: a.display_name,
         orphan: a.orphan,
+        // Only sent when asked for, so servers without batch tokens keep working.
+        token_type: (a.token_type == TokenType::Batch).then(|| "batch".to_owned()),
         ..Default::default()
     };
+    if let Some(wrap_ttl) = &a.wrap_ttl {
+        let w = ctx
+            .client
+            .token_create_wrapped(&req, wrap_ttl)
+            .await
+            .map_err(|e| not_wrapped_hint(e, "creating a token"))?;
+        return print_wrap_info(&w, a.format);
+    }
     let auth = ctx
         .client
         .token_create(&req)
@@ -322,6 +345,29 @@ mod tests {
         assert!(a.orphan);
         assert_eq!(a.display_name.as_deref(), Some("ci"));
         assert_eq!(a.format, Format::Json);
+        assert_eq!(a.token_type, TokenType::Service);
+        assert!(a.wrap_ttl.is_none());
+    }
+
+    #[test]
+    fn create_parses_batch_type_and_wrap_ttl() {
+        let TokenCommand::Create(a) = token(&[
+            "create",
+            "--policy",
+            "ci",
+            "--type",
+            "batch",
+            "--wrap-ttl",
+            "5m",
+        ])
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.token_type, TokenType::Batch);
+        assert_eq!(a.wrap_ttl.as_deref(), Some("5m"));
+        assert!(token(&["create", "--type", "recovery"]).is_err());
+        assert!(token(&["create", "--wrap-ttl", "0s"]).is_err());
+        assert!(token(&["create", "--wrap-ttl", "later"]).is_err());
     }
 
     #[test]
