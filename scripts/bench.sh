@@ -16,7 +16,8 @@ if ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 fi
 step "cargo build --release"
-cargo build --release --quiet -p shroud -p shroud-server --example trivial
+cargo build --release --quiet -p shroud --bin shroud
+cargo build --release --quiet -p shroud-server --example trivial
 
 work=$(mktemp -d)
 pids=()

@@ -94,6 +94,18 @@ impl FileDevice {
 
     /// Writes one entry as one line. An error means the entry was not recorded: fail closed.
     pub fn log(&self, entry: &Entry<'_>) -> Result<(), AuditError> {
+        self.log_pair(entry, None)
+    }
+
+    /// Writes `first` and then `second` (if any) as consecutive lines with one write: both
+    /// are recorded, or (on error) neither is. The server uses it for a read's request and
+    /// response, which halves the writes on the hot path without weakening fail-closed: the
+    /// response is released only after both lines reached the kernel.
+    pub fn log_pair(
+        &self,
+        first: &Entry<'_>,
+        second: Option<&Entry<'_>>,
+    ) -> Result<(), AuditError> {
         let now = time::OffsetDateTime::now_utc();
         LINE.with(|cell| {
             // A re-entrant call on the same thread (impossible today) gets a fresh buffer
@@ -108,7 +120,7 @@ impl FileDevice {
                 }
             };
             buf.clear();
-            let result = self.encode_and_write(buf, entry, now);
+            let result = self.encode_and_write(buf, first, second, now);
             if buf.capacity() > KEEP_BUFFER {
                 *buf = Vec::new();
             }
@@ -119,7 +131,8 @@ impl FileDevice {
     fn encode_and_write(
         &self,
         buf: &mut Vec<u8>,
-        entry: &Entry<'_>,
+        first: &Entry<'_>,
+        second: Option<&Entry<'_>>,
         now: time::OffsetDateTime,
     ) -> Result<(), AuditError> {
         // RFC 3339 with nanoseconds (trailing zeros trimmed, like Go's RFC3339Nano), UTC.
@@ -134,11 +147,22 @@ impl FileDevice {
         };
         let stamp = std::str::from_utf8(&stamp[..n])
             .map_err(|_| AuditError::Encode("timestamp is not UTF-8".to_owned()))?;
-        encode(buf, entry, &self.salt, stamp)?;
-        // Hash the body outside the lock; only the short `prev_hash` suffix is hashed under it.
-        let mut hasher = Sha256::new();
-        hasher.update(&buf[..]);
-        let body_len = buf.len();
+        // Encode and hash the bodies outside the lock; only the short `prev_hash` suffixes
+        // are added and hashed under it.
+        encode(buf, first, &self.salt, stamp)?;
+        let first_end = buf.len();
+        let mut first_hash = Sha256::new();
+        first_hash.update(&buf[..first_end]);
+        let mut second_body = Vec::new();
+        let second_hash = match second {
+            Some(e) => {
+                encode(&mut second_body, e, &self.salt, stamp)?;
+                let mut h = Sha256::new();
+                h.update(&second_body);
+                Some(h)
+            }
+            None => None,
+        };
 
         let mut chain = self.lock()?;
         if chain.broken {
@@ -146,39 +170,49 @@ impl FileDevice {
                 path: self.path.clone(),
             });
         }
-        buf.extend_from_slice(b",\"prev_hash\":\"sha256:");
-        let mut hex = [0u8; 64];
-        // 32 bytes into 64 hex digits: cannot fail.
-        let _ = hex::encode_to_slice(chain.prev, &mut hex);
-        buf.extend_from_slice(&hex);
-        buf.extend_from_slice(b"\"}");
-        hasher.update(&buf[body_len..]);
-        let hash: [u8; 32] = hasher.finalize().into();
-        buf.push(b'\n');
+        let mut last = finish_line(buf, first_end, first_hash, &chain.prev);
+        if let Some(h) = second_hash {
+            buf.extend_from_slice(&second_body);
+            let end = buf.len();
+            last = finish_line(buf, end, h, &last);
+        }
         self.write_line(&mut chain, buf)?;
-        chain.prev = hash;
+        chain.prev = last;
         Ok(())
     }
 
-    /// One `write_all` of the whole line. On failure, a partial line is cut off again so the
-    /// file and the chain stay consistent; if that fails too, the device stops writing.
+    /// Writes the whole buffer (normally one syscall). On failure, the part already written is
+    /// cut off again (the file is measured only then, so the hot path costs one syscall), so
+    /// the file and the chain stay consistent; if that fails too, the device stops writing.
     fn write_line(&self, chain: &mut Chain, line: &[u8]) -> Result<(), AuditError> {
-        let before = if chain.regular {
-            Some(chain.file.metadata().map_err(|e| self.io("stat", e))?.len())
-        } else {
-            None
-        };
-        match chain.file.write_all(line) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                if let Some(len) = before {
-                    if chain.file.set_len(len).is_err() {
-                        chain.broken = true;
-                    }
+        let mut written = 0;
+        while written < line.len() {
+            match chain.file.write(&line[written..]) {
+                Ok(0) => {
+                    let e = io::Error::new(io::ErrorKind::WriteZero, "the file accepted no bytes");
+                    return Err(self.rollback(chain, written, e));
                 }
-                Err(self.io("write", e))
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.rollback(chain, written, e)),
             }
         }
+        Ok(())
+    }
+
+    fn rollback(&self, chain: &mut Chain, written: usize, e: io::Error) -> AuditError {
+        if written > 0 {
+            let cut = chain.regular
+                && chain
+                    .file
+                    .metadata()
+                    .and_then(|m| chain.file.set_len(m.len().saturating_sub(written as u64)))
+                    .is_ok();
+            if !cut {
+                chain.broken = true;
+            }
+        }
+        self.io("write", e)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Chain>, AuditError> {
@@ -195,6 +229,26 @@ impl FileDevice {
             source,
         }
     }
+}
+
+/// Appends the `prev_hash` suffix and the newline to an encoded body that ends at `body_end`;
+/// returns the line's hash (over the line without its newline), the next line's `prev`.
+fn finish_line(
+    buf: &mut Vec<u8>,
+    body_end: usize,
+    mut hasher: Sha256,
+    prev: &[u8; 32],
+) -> [u8; 32] {
+    buf.extend_from_slice(b",\"prev_hash\":\"sha256:");
+    let mut hex = [0u8; 64];
+    // 32 bytes into 64 hex digits: cannot fail.
+    let _ = hex::encode_to_slice(prev, &mut hex);
+    buf.extend_from_slice(&hex);
+    buf.extend_from_slice(b"\"}");
+    hasher.update(&buf[body_end..]);
+    let hash: [u8; 32] = hasher.finalize().into();
+    buf.push(b'\n');
+    hash
 }
 
 fn open_chain(path: &Path) -> Result<Chain, AuditError> {

@@ -371,7 +371,28 @@ pub fn random_id(n: usize) -> Result<String, ApiError> {
     Ok(out)
 }
 
-/// A v4 UUID string from the OS RNG.
+/// A v4 UUID string from the OS RNG. Use it for anything that must be unguessable.
 pub fn uuid() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// A request id in UUID form: a random per-process prefix and a counter. Unique within the
+/// process and cheap (no syscall per request); it correlates log lines and is not a secret.
+pub fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut b = [0u8; 8];
+        let _ = getrandom::fill(&mut b);
+        u64::from_le_bytes(b)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let bytes: u128 = (u128::from(prefix) << 64) | u128::from(n);
+    uuid::Builder::from_u128(bytes)
+        .with_version(uuid::Version::Random)
+        .with_variant(uuid::Variant::RFC4122)
+        .into_uuid()
+        .to_string()
 }

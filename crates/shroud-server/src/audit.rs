@@ -103,13 +103,42 @@ impl Broker {
     /// Records one entry on `devices` (the set enabled when the request arrived, so that a
     /// request and its response land on the same devices); Err if there are devices and none
     /// recorded it.
-    pub fn log_to(devices: &[Arc<Device>], entry: &Entry<'_>) -> Result<(), ApiError> {
+    pub async fn log_to(devices: &[Arc<Device>], entry: &Entry<'_>) -> Result<(), ApiError> {
         if devices.is_empty() {
             return Ok(());
         }
         let mut ok = false;
         for d in devices.iter() {
             match d.device.log(entry) {
+                Ok(()) => ok = true,
+                Err(e) => {
+                    tracing::error!(device = %d.config.path, error = %e, "audit device failed")
+                }
+            }
+        }
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                500,
+                "no audit device succeeded in logging the request; refusing to serve it",
+            ))
+        }
+    }
+
+    /// Records a request and its response together (reads: nothing happened that the
+    /// response does not show); Err if there are devices and none recorded both.
+    pub fn log_pair_to(
+        devices: &[Arc<Device>],
+        request: &Entry<'_>,
+        response: &Entry<'_>,
+    ) -> Result<(), ApiError> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let mut ok = false;
+        for d in devices.iter() {
+            match d.device.log_pair(request, Some(response)) {
                 Ok(()) => ok = true,
                 Err(e) => {
                     tracing::error!(device = %d.config.path, error = %e, "audit device failed")

@@ -321,7 +321,10 @@ impl Core {
         // Root is exempt: operators bootstrapping many tokens are not the threat, and a root
         // token can do far worse than mint tokens quickly.
         if is_token_create(&req) && !entry.is_root() {
-            if let Some(e) = self.over_limit(&active, &req, "token", remote.as_deref()) {
+            if let Some(e) = self
+                .over_limit(&active, &req, "token", remote.as_deref())
+                .await
+            {
                 return Err(e);
             }
         }
@@ -371,12 +374,19 @@ impl Core {
         let audit_escape =
             allowed && sudo && req.op == Operation::Delete && req.path.starts_with("sys/audit/");
         let devices = active.audit.all();
-        if let Err(e) = Broker::log_to(&devices, &log) {
-            if !audit_escape {
-                return Err(e);
+        // A read changes nothing the response does not show, so its request record is
+        // written together with the response record (one write, both or neither) right
+        // before the response is released. Anything else is recorded before it runs.
+        let deferred = allowed && matches!(req.op, Operation::Read | Operation::List);
+        if !deferred {
+            if let Err(e) = Broker::log_to(&devices, &log).await {
+                if !audit_escape {
+                    return Err(e);
+                }
+                tracing::error!(path = %req.path, "audit devices failing; allowing audit device removal");
             }
-            tracing::error!(path = %req.path, "audit devices failing; allowing audit device removal");
         }
+        let request_log = log;
         if !allowed {
             return Err(ApiError::permission_denied());
         }
@@ -397,19 +407,24 @@ impl Core {
         let result = crate::wrapping::maybe_wrap(&active, &req, result).await;
 
         // Response record: fail closed, so a secret is never returned unaudited.
+        let wrapped;
         let (resp_data, resp_auth, status, err_text) = match &result {
-            Ok(Reply::Logical(l)) => (
-                audited_data(l),
-                l.auth.as_ref(),
-                l.status.unwrap_or(200),
-                None,
-            ),
-            Ok(Reply::Raw(s, v)) => (Some(v.clone()), None, *s, None),
+            Ok(Reply::Logical(l)) => {
+                let data = match &l.wrap_info {
+                    Some(w) => {
+                        wrapped = serde_json::json!({ "wrap_info": w });
+                        Some(&wrapped)
+                    }
+                    None => l.data.as_ref(),
+                };
+                (data, l.auth.as_ref(), l.status.unwrap_or(200), None)
+            }
+            Ok(Reply::Raw(s, v)) => (Some(v), None, *s, None),
             Ok(Reply::NoContent) => (None, None, 204, None),
-            Err(e) => (e.data.clone(), None, e.status, Some(e.errors.join("; "))),
+            Err(e) => (e.data.as_ref(), None, e.status, Some(e.errors.join("; "))),
         };
         log.kind = EntryType::Response;
-        log.response_data = resp_data.as_ref();
+        log.response_data = resp_data;
         log.response_auth = resp_auth.map(|a| ResponseAuth {
             client_token: a.client_token.expose(),
             accessor: &a.accessor,
@@ -423,7 +438,12 @@ impl Core {
         log.status = Some(status);
         log.error = err_text.as_deref();
         // A revoke-self / seal may have removed the caller's state; the audit still records it.
-        if let Err(e) = Broker::log_to(&devices, &log) {
+        let logged = if deferred {
+            Broker::log_pair_to(&devices, &request_log, &log)
+        } else {
+            Broker::log_to(&devices, &log).await
+        };
+        if let Err(e) = logged {
             if !audit_escape {
                 return Err(e);
             }
@@ -486,7 +506,10 @@ impl Core {
     ) -> ApiResult {
         // Before anything else: a login checks a credential, so this is also what stops
         // brute-forcing a role's secret.
-        if let Some(e) = self.over_limit(active, req, m.entry.kind.as_str(), remote) {
+        if let Some(e) = self
+            .over_limit(active, req, m.entry.kind.as_str(), remote)
+            .await
+        {
             return Err(e);
         }
         let body_value = req.body.as_ref().map(|b| Value::Object(b.clone()));
@@ -501,7 +524,7 @@ impl Core {
             ..Default::default()
         };
         let devices = active.audit.all();
-        Broker::log_to(&devices, &log)?;
+        Broker::log_to(&devices, &log).await?;
         let result = match m.engine.login(rel, req).await {
             Ok(identity) => active
                 .tokens
@@ -530,7 +553,7 @@ impl Core {
         });
         log.status = Some(status);
         log.error = err_text.as_deref();
-        Broker::log_to(&devices, &log)?;
+        Broker::log_to(&devices, &log).await?;
         result
     }
 }
@@ -538,7 +561,7 @@ impl Core {
 impl Core {
     /// Takes one token from the client's bucket; when it is empty, records the refusal as a
     /// failed request (no body: cheap, and nothing in it matters) and returns the 429.
-    fn over_limit(
+    async fn over_limit(
         &self,
         active: &Active,
         req: &Request,
@@ -561,7 +584,7 @@ impl Core {
             error: err.errors.first().map(String::as_str),
             ..Default::default()
         };
-        if let Err(e) = Broker::log_to(&active.audit.all(), &log) {
+        if let Err(e) = Broker::log_to(&active.audit.all(), &log).await {
             return Some(e);
         }
         Some(err)

@@ -170,7 +170,7 @@ fn token_from(headers: &HeaderMap) -> Option<SecretString> {
 
 async fn entry(State(core): State<Arc<Core>>, req: axum::extract::Request) -> Response {
     let (parts, body) = req.into_parts();
-    let request_id = crate::api::uuid();
+    let request_id = crate::api::request_id();
     let Some(raw_path) = parts.uri.path().strip_prefix("/v1/") else {
         return error_response(&ApiError::not_found());
     };

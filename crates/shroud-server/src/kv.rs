@@ -85,11 +85,35 @@ impl VersionMeta {
     }
 }
 
+/// Most keys whose parsed metadata and versions the read cache holds.
+const CACHE_KEYS: usize = 8192;
+/// Largest stored entry the read cache holds, in bytes.
+const CACHE_ENTRY_MAX: usize = 16 * 1024;
+
+/// Parsed entries of one key: reads skip decryption and JSON parsing on a hit.
+#[derive(Default)]
+struct Cached {
+    meta: Option<Arc<Metadata>>,
+    versions: std::collections::HashMap<u64, Arc<Value>>,
+}
+
+/// The read cache. Coherence: every write goes through [`KvEngine::commit`], which bumps
+/// `generation` and drops the key under the same lock; a reader only installs what it read if
+/// the generation did not move since it started reading, so a read that raced a write can
+/// never leave a stale entry behind. (Plaintext in this cache is protected like every other
+/// in-memory secret: the process is non-dumpable and its memory locked.)
+#[derive(Default)]
+struct ReadCache {
+    generation: u64,
+    keys: std::collections::HashMap<String, Cached>,
+}
+
 /// One mounted KV v2 engine.
 pub struct KvEngine {
     barrier: Arc<Barrier>,
     prefix: String,
     locks: Vec<tokio::sync::Mutex<()>>,
+    cache: std::sync::RwLock<ReadCache>,
 }
 
 impl KvEngine {
@@ -101,7 +125,96 @@ impl KvEngine {
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            cache: std::sync::RwLock::new(ReadCache::default()),
         }
+    }
+
+    fn generation(&self) -> u64 {
+        self.cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .generation
+    }
+
+    /// Installs `f`'s change for `key` unless a write happened since `generation`.
+    fn install(&self, key: &str, generation: u64, f: impl FnOnce(&mut Cached)) {
+        let mut c = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if c.generation != generation {
+            return;
+        }
+        if c.keys.len() >= CACHE_KEYS && !c.keys.contains_key(key) {
+            c.keys.clear();
+        }
+        f(c.keys.entry(key.to_owned()).or_default());
+    }
+
+    /// Writes `ops` (all about `key`) atomically, then drops `key` from the read cache.
+    async fn commit(&self, key: &str, ops: Vec<BarrierOp>) -> Result<(), ApiError> {
+        let r = self.barrier.write_batch(ops).await;
+        // Invalidate even on error: the write may have landed.
+        let mut c = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        c.generation += 1;
+        c.keys.remove(key);
+        drop(c);
+        r.map_err(ApiError::from)
+    }
+
+    /// Metadata through the read cache.
+    async fn metadata_cached(&self, key: &str) -> Result<Option<Arc<Metadata>>, ApiError> {
+        if let Some(m) = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys
+            .get(key)
+            .and_then(|c| c.meta.clone())
+        {
+            return Ok(Some(m));
+        }
+        let generation = self.generation();
+        let Some(raw) = self
+            .barrier
+            .get(&format!("{}metadata/{key}", self.prefix))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let meta: Arc<Metadata> =
+            Arc::new(serde_json::from_slice(raw.expose()).map_err(|e| ApiError::internal(&e))?);
+        if raw.len() <= CACHE_ENTRY_MAX {
+            self.install(key, generation, |c| c.meta = Some(meta.clone()));
+        }
+        Ok(Some(meta))
+    }
+
+    /// One version's data through the read cache.
+    async fn version_cached(
+        &self,
+        key: &str,
+        version: u64,
+    ) -> Result<Option<Arc<Value>>, ApiError> {
+        if let Some(v) = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys
+            .get(key)
+            .and_then(|c| c.versions.get(&version).cloned())
+        {
+            return Ok(Some(v));
+        }
+        let generation = self.generation();
+        let Some(raw) = self.barrier.get(&self.version_key(key, version)).await? else {
+            return Ok(None);
+        };
+        let data: Arc<Value> =
+            Arc::new(serde_json::from_slice(raw.expose()).map_err(|e| ApiError::internal(&e))?);
+        if raw.len() <= CACHE_ENTRY_MAX {
+            self.install(key, generation, |c| {
+                c.versions.insert(version, data.clone());
+            });
+        }
+        Ok(Some(data))
     }
 
     fn lock_for(&self, key: &str) -> &tokio::sync::Mutex<()> {
@@ -181,7 +294,7 @@ impl crate::engine::Engine for KvEngine {
         let (kind, key) = split(rel);
         match kind {
             "data" | "metadata" => {
-                Ok(valid_key(key).is_ok() && self.metadata(key).await?.is_some())
+                Ok(valid_key(key).is_ok() && self.metadata_cached(key).await?.is_some())
             }
             _ => Ok(true),
         }
@@ -231,32 +344,42 @@ impl KvEngine {
         if valid_key(key).is_err() {
             return Err(ApiError::not_found());
         }
-        let Some(meta) = self.metadata(key).await? else {
-            return Err(ApiError::not_found());
+        let asked = match req.query("version") {
+            None | Some("") | Some("0") => None,
+            Some(v) => Some(
+                v.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request("invalid version"))?,
+            ),
         };
-        let version = match req.query("version") {
-            None | Some("") | Some("0") => meta.current_version,
-            Some(v) => v
-                .parse::<u64>()
-                .map_err(|_| ApiError::bad_request("invalid version"))?,
+        // Metadata and data are two reads: a burst of writes between them can prune the
+        // version the metadata named. For "the current version" that is not a miss, so look
+        // again (bounded); an explicitly asked-for version that was pruned is a 404.
+        let mut attempts = 0;
+        let (data, md) = loop {
+            attempts += 1;
+            let Some(meta) = self.metadata_cached(key).await? else {
+                return Err(ApiError::not_found());
+            };
+            let version = asked.unwrap_or(meta.current_version);
+            let Some(vm) = meta.versions.get(&version) else {
+                return Err(ApiError::not_found());
+            };
+            let md = vm.json(Some(version), &meta.custom_metadata);
+            if vm.destroyed || vm.is_deleted(now_nanos()) {
+                // Vault answers 404 but keeps the envelope, so clients can tell deleted from
+                // absent.
+                return Ok(Reply::Logical(Box::new(Logical {
+                    status: Some(404),
+                    data: Some(json!({"data": null, "metadata": md})),
+                    ..Default::default()
+                })));
+            }
+            match self.version_cached(key, version).await? {
+                Some(data) => break (Value::clone(&data), md),
+                None if asked.is_none() && attempts < 5 => continue,
+                None => return Err(ApiError::not_found()),
+            }
         };
-        let Some(vm) = meta.versions.get(&version) else {
-            return Err(ApiError::not_found());
-        };
-        let md = vm.json(Some(version), &meta.custom_metadata);
-        if vm.destroyed || vm.is_deleted(now_nanos()) {
-            // Vault answers 404 but keeps the envelope, so clients can tell deleted from absent.
-            return Ok(Reply::Logical(Box::new(Logical {
-                status: Some(404),
-                data: Some(json!({"data": null, "metadata": md})),
-                ..Default::default()
-            })));
-        }
-        let Some(raw) = self.barrier.get(&self.version_key(key, version)).await? else {
-            return Err(ApiError::not_found());
-        };
-        let data: Value =
-            serde_json::from_slice(raw.expose()).map_err(|e| ApiError::internal(&e))?;
         Ok(Reply::data(json!({"data": data, "metadata": md})))
     }
 
@@ -345,7 +468,7 @@ impl KvEngine {
             serde_json::to_vec(&Value::Object(data)).map_err(|e| ApiError::internal(&e))?,
         ));
         ops.push(self.meta_op(key, &meta)?);
-        self.barrier.write_batch(ops).await?;
+        self.commit(key, ops).await?;
         Ok(Reply::data(vm.json(Some(version), &meta.custom_metadata)))
     }
 
@@ -398,9 +521,7 @@ impl KvEngine {
             if !v.destroyed && !v.is_deleted(now) {
                 v.deleted = Some(now);
                 meta.updated = now;
-                self.barrier
-                    .write_batch(vec![self.meta_op(key, &meta)?])
-                    .await?;
+                self.commit(key, vec![self.meta_op(key, &meta)?]).await?;
             }
         }
         Ok(Reply::NoContent)
@@ -461,9 +582,7 @@ impl KvEngine {
             }
         }
         meta.updated = now;
-        self.barrier
-            .write_batch(vec![self.meta_op(key, &meta)?])
-            .await?;
+        self.commit(key, vec![self.meta_op(key, &meta)?]).await?;
         Ok(Reply::NoContent)
     }
 
@@ -483,7 +602,7 @@ impl KvEngine {
         }
         meta.updated = now_nanos();
         ops.push(self.meta_op(key, &meta)?);
-        self.barrier.write_batch(ops).await?;
+        self.commit(key, ops).await?;
         Ok(Reply::NoContent)
     }
 
@@ -612,7 +731,7 @@ impl KvEngine {
         }
         meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(0);
         ops.push(self.meta_op(key, &meta)?);
-        self.barrier.write_batch(ops).await?;
+        self.commit(key, ops).await?;
         Ok(Reply::NoContent)
     }
 
@@ -630,7 +749,7 @@ impl KvEngine {
             .map(|v| BarrierOp::Delete(self.version_key(key, *v)))
             .collect();
         ops.push(BarrierOp::Delete(format!("{}metadata/{key}", self.prefix)));
-        self.barrier.write_batch(ops).await?;
+        self.commit(key, ops).await?;
         Ok(Reply::NoContent)
     }
 

@@ -291,7 +291,7 @@ pub async fn lookup_unauthenticated(core: &Core, req: &Request) -> ApiResult {
         ..Default::default()
     };
     let devices = active.audit.all();
-    crate::audit::Broker::log_to(&devices, &log)?;
+    crate::audit::Broker::log_to(&devices, &log).await?;
     let result = match presented_token(req) {
         Ok(Some(t)) => wrapping_entry(&active, &t)
             .await
@@ -308,7 +308,7 @@ pub async fn lookup_unauthenticated(core: &Core, req: &Request) -> ApiResult {
     log.response_data = data.as_ref();
     log.status = Some(status);
     log.error = err.as_deref();
-    crate::audit::Broker::log_to(&devices, &log)?;
+    crate::audit::Broker::log_to(&devices, &log).await?;
     result
 }
 

@@ -387,3 +387,37 @@ async fn keys_with_spaces_and_percent_escapes() {
         .json();
     assert_eq!(l["data"]["keys"], json!(["k%"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_cache_never_serves_a_stale_version() {
+    let h = std::sync::Arc::new(Harness::new().await);
+    h.root("POST", "secret/data/race", Some(json!({"data": {"n": 0}})))
+        .await;
+    let mut tasks = Vec::new();
+    for reader in 0..4 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last = 0;
+            for _ in 0..150 {
+                let r = h.root("GET", "secret/data/race", None).await;
+                let n = r.json()["data"]["data"]["n"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("reader: {} {}", r.status, r.text()));
+                assert!(n >= last, "reader {reader} went back from {last} to {n}");
+                last = n;
+            }
+        }));
+    }
+    for i in 1..=60u64 {
+        let w = h
+            .root("POST", "secret/data/race", Some(json!({"data": {"n": i}})))
+            .await;
+        assert_eq!(w.status, 200);
+        // read-your-write: the cache must not hide a completed write
+        let n = h.root("GET", "secret/data/race", None).await.json()["data"]["data"]["n"].clone();
+        assert_eq!(n, json!(i));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
