@@ -38,7 +38,8 @@ RSS_IDLE=$(awk '/VmRSS/ {print $2}' /proc/$SPID/status)
 
 api() { curl -fsS -H "X-Vault-Token: $ROOT" "$@"; }
 api -X PUT "$A/v1/sys/audit/file" -d "{\"type\":\"file\",\"options\":{\"file_path\":\"$work/audit.log\"}}"
-api -X PUT "$A/v1/sys/policies/acl/bench" -d '{"policy":"path \"secret/data/bench/*\" { capabilities = [\"create\",\"read\",\"update\"] }"}'
+api -X PUT "$A/v1/sys/policies/acl/bench" -d '{"policy":"path \"secret/data/bench/*\" { capabilities = [\"create\",\"read\",\"update\"] }\npath \"transit/encrypt/bench\" { capabilities = [\"update\"] }"}'
+api -X POST "$A/v1/transit/keys/bench" -d '{"type":"aes256-gcm96"}' >/dev/null
 TOKEN=$(api -X POST "$A/v1/auth/token/create" -d '{"policies":["bench"],"ttl":"2h","no_default_policy":true}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["auth"]["client_token"])')
 curl -fsS -H "X-Vault-Token: $TOKEN" -X POST "$A/v1/secret/data/bench/read" -d '{"data":{"password":"correct-horse-battery-staple","user":"app"}}' >/dev/null
 curl -fsS -H "X-Vault-Token: $TOKEN" "$A/v1/secret/data/bench/read" >"$work/body.json"
@@ -58,6 +59,17 @@ request = function()
     '{"data":{"password":"p-' .. counter .. '","user":"app"}}')
 end
 LUA
+PT=$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(64)).decode())')
+cat >"$work/encrypt.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"plaintext":"$PT"}'
+LUA
+python3 - "$work/batch.lua" <<'PY'
+import base64, json, os, sys
+items = [{"plaintext": base64.b64encode(os.urandom(64)).decode(), "reference": str(i)} for i in range(1000)]
+body = json.dumps({"batch_input": items})
+open(sys.argv[1], "w").write('wrk.method = "POST"\nwrk.body = [[' + body + ']]\n')
+PY
 rps() { awk '/Requests\/sec/ {print $2}'; }
 errs() { awk '/Non-2xx|Socket errors/ {print}'; }
 
@@ -68,18 +80,27 @@ wrk -t$THREADS -c$CONNS -d${DUR}s -H "X-Vault-Token: $TOKEN" "$A/v1/secret/data/
 step "shroud: KV v2 durable write (sqlite, synchronous=FULL), $CONNS connections, ${DUR}s"
 wrk -t$THREADS -c$CONNS -d${DUR}s -s "$work/write.lua" -H "X-Vault-Token: $TOKEN" "$A/" >"$work/write.txt"
 
+step "shroud: transit encrypt of 64 bytes, $CONNS connections, ${DUR}s"
+wrk -t$THREADS -c$CONNS -d${DUR}s -s "$work/encrypt.lua" -H "X-Vault-Token: $TOKEN" "$A/v1/transit/encrypt/bench" >"$work/enc.txt"
+step "shroud: transit batch encrypt, 1,000 items per request, 8 connections, ${DUR}s"
+wrk -t$THREADS -c8 -d${DUR}s -s "$work/batch.lua" -H "X-Vault-Token: $TOKEN" "$A/v1/transit/encrypt/bench" >"$work/batch.txt"
+
 T=$(rps <"$work/triv.txt"); R=$(rps <"$work/read.txt"); W=$(rps <"$work/write.txt")
-for f in read write; do if errs <"$work/$f.txt" | grep -q .; then echo "errors in $f run:"; errs <"$work/$f.txt"; fi; done
+E=$(rps <"$work/enc.txt"); B=$(rps <"$work/batch.txt")
+for f in read write enc batch; do if errs <"$work/$f.txt" | grep -q .; then echo "errors in $f run:"; errs <"$work/$f.txt"; fi; done
 RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/$SPID/status)
 AUDIT_LINES=$(wc -l <"$work/audit.log")
 if shroud_out=$(./target/release/shroud audit verify "$work/audit.log" 2>&1); then :; fi
-python3 - "$T" "$R" "$W" "$RSS_IDLE" "$RSS_AFTER" "$AUDIT_LINES" "$shroud_out" <<'PY'
+python3 - "$T" "$R" "$W" "$RSS_IDLE" "$RSS_AFTER" "$AUDIT_LINES" "$shroud_out" "$E" "$B" <<'PY'
 import sys
 t, r, w = map(float, sys.argv[1:4]); idle, after, lines = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+e, b = float(sys.argv[8]), float(sys.argv[9])
 print()
 print(f"trivial axum baseline   {t:12,.0f} req/s")
 print(f"shroud KV v2 read       {r:12,.0f} req/s   ratio {r/t:.2f} of baseline   (target >= 0.60)")
 print(f"shroud KV v2 write      {w:12,.0f} req/s   durable, audited            (target >= 8,000)")
+print(f"shroud transit encrypt  {e:12,.0f} req/s   ratio {e/t:.2f} of baseline   (target >= 0.50)")
+print(f"shroud transit batch    {b*1000:12,.0f} items/s ({b:,.1f} requests of 1,000 items/s)")
 print(f"shroud idle RSS         {idle/1024:12.1f} MiB                            (target <= 20)")
 print(f"shroud RSS after load   {after/1024:12.1f} MiB")
 print(f"audit log               {lines:12,d} lines; verify: {sys.argv[7].strip()}")

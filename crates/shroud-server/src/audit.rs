@@ -128,7 +128,7 @@ impl Broker {
 
     /// Records a request and its response together (reads: nothing happened that the
     /// response does not show); Err if there are devices and none recorded both.
-    pub fn log_pair_to(
+    pub async fn log_pair_to(
         devices: &[Arc<Device>],
         request: &Entry<'_>,
         response: &Entry<'_>,

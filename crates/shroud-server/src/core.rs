@@ -439,7 +439,7 @@ impl Core {
         log.error = err_text.as_deref();
         // A revoke-self / seal may have removed the caller's state; the audit still records it.
         let logged = if deferred {
-            Broker::log_pair_to(&devices, &request_log, &log)
+            Broker::log_pair_to(&devices, &request_log, &log).await
         } else {
             Broker::log_to(&devices, &log).await
         };
