@@ -2,7 +2,8 @@
 //! `kubernetes` auth method: a workload logs in with a signed JWT and a role name.
 //!
 //! shroud makes no outbound connections, so keys are configured, never fetched: PEM public
-//! keys (`jwt_validation_pubkeys`, or Kubernetes' `pem_keys`), an inline JWKS (`jwks`), or a
+//! keys or X.509 certificates whose key is extracted, unvalidated (`jwt_validation_pubkeys`,
+//! or Kubernetes' `pem_keys`), an inline JWKS (`jwks`), or a
 //! JWKS file read once at config time (`jwks_file`). In particular a Kubernetes service-account
 //! token is verified locally against `pem_keys` (the cluster's service-account signing keys)
 //! instead of through the TokenReview API: a token is accepted until it expires even if its
@@ -165,7 +166,49 @@ fn key_from_spki(der: &[u8]) -> Result<(Vec<Algorithm>, DecodingKey), String> {
     Ok((RSA_ALGS.to_vec(), DecodingKey::from_rsa_der(pkcs1)))
 }
 
-/// Parses one PEM entry (which may hold several `PUBLIC KEY` blocks).
+/// The DER SubjectPublicKeyInfo inside an X.509 certificate, or None if the structure is not
+/// a certificate. Only the structure up to the key is walked: the certificate is a carrier for
+/// the key (Vault: "if a certificate is given, its public key will be extracted"), so its
+/// signature, issuer, validity and extensions are deliberately not checked.
+///
+/// ```text
+/// Certificate    ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
+/// TBSCertificate ::= SEQUENCE { version [0] EXPLICIT OPTIONAL, serialNumber INTEGER,
+///                               signature SEQUENCE, issuer SEQUENCE, validity SEQUENCE,
+///                               subject SEQUENCE, subjectPublicKeyInfo SEQUENCE, ... }
+/// ```
+///
+/// Every read goes through `der_tlv`, which bounds each length by the bytes actually present.
+fn spki_from_certificate(der: &[u8]) -> Option<&[u8]> {
+    let (0x30, cert, trailing) = der_tlv(der)? else {
+        return None;
+    };
+    if !trailing.is_empty() {
+        return None;
+    }
+    let (0x30, mut tbs, _) = der_tlv(cert)? else {
+        return None;
+    };
+    // version [0] EXPLICIT: absent in v1 certificates.
+    if tbs.first() == Some(&0xa0) {
+        tbs = der_tlv(tbs)?.2;
+    }
+    // serialNumber, signature, issuer, validity, subject.
+    for expected in [0x02, 0x30, 0x30, 0x30, 0x30] {
+        let (tag, _, rest) = der_tlv(tbs)?;
+        if tag != expected {
+            return None;
+        }
+        tbs = rest;
+    }
+    let (0x30, _, after) = der_tlv(tbs)? else {
+        return None;
+    };
+    // `after` is a suffix of `tbs`, so this is the whole SPKI element, header included.
+    tbs.get(..tbs.len().checked_sub(after.len())?)
+}
+
+/// Parses one PEM entry (which may hold several `PUBLIC KEY` or `CERTIFICATE` blocks).
 fn keys_from_pem(pem: &str) -> Result<Vec<VerifyKey>, String> {
     if pem.len() > MAX_PEM_LEN {
         return Err("PEM key too large".to_owned());
@@ -185,15 +228,25 @@ fn keys_from_pem(pem: &str) -> Result<Vec<VerifyKey>, String> {
                     key,
                 });
             }
-            rustls_pemfile::Item::X509Certificate(_) => {
-                return Err("certificates are not accepted; give the public key (`openssl x509 -pubkey -noout`)".to_owned())
+            rustls_pemfile::Item::X509Certificate(cert) => {
+                let spki = spki_from_certificate(cert.as_ref())
+                    .ok_or_else(|| "malformed certificate".to_owned())?;
+                let (algs, key) = key_from_spki(spki).map_err(|e| format!("certificate: {e}"))?;
+                out.push(VerifyKey {
+                    kid: None,
+                    algs,
+                    key,
+                });
             }
             rustls_pemfile::Item::Pkcs1Key(_)
             | rustls_pemfile::Item::Pkcs8Key(_)
             | rustls_pemfile::Item::Sec1Key(_) => {
                 return Err("a private key was given; give only the public key".to_owned())
             }
-            _ => return Err("unexpected PEM block; expected PUBLIC KEY".to_owned()),
+            _ => return Err("unexpected PEM block; expected PUBLIC KEY or CERTIFICATE".to_owned()),
+        }
+        if out.len() > MAX_KEYS {
+            return Err(format!("too many keys (at most {MAX_KEYS})"));
         }
     }
     if out.is_empty() {
@@ -1467,6 +1520,97 @@ mod tests {
         assert!(key_from_spki(&der).is_err());
         assert!(key_from_spki(&[]).is_err());
         assert!(key_from_spki(&[0x30, 0x00]).is_err());
+    }
+
+    /// One DER element with a short or long-form length.
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match content.len() {
+            n @ 0..=0x7f => out.push(n as u8),
+            n @ 0x80..=0xff => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// A structurally valid certificate around `spki`, with or without the v3 version field.
+    fn certificate(spki: &[u8], with_version: bool) -> Vec<u8> {
+        let alg = tlv(
+            0x30,
+            &tlv(0x06, &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]),
+        );
+        let name = tlv(0x30, &tlv(0x31, &[]));
+        let mut tbs = vec![];
+        if with_version {
+            tbs.extend(tlv(0xa0, &tlv(0x02, &[2])));
+        }
+        tbs.extend(tlv(0x02, &[0x01, 0x23]));
+        tbs.extend(&alg);
+        tbs.extend(&name);
+        tbs.extend(tlv(
+            0x30,
+            &[tlv(0x17, b"000101000000Z"), tlv(0x17, b"010101000000Z")].concat(),
+        ));
+        tbs.extend(&name);
+        tbs.extend_from_slice(spki);
+        let mut cert = tlv(0x30, &tbs);
+        cert.extend(&alg);
+        cert.extend(tlv(0x03, &[0, 1, 2, 3]));
+        tlv(0x30, &cert)
+    }
+
+    fn ed25519_spki() -> Vec<u8> {
+        let mut spki = ED25519_SPKI_PREFIX.to_vec();
+        spki.extend([9u8; 32]);
+        spki
+    }
+
+    #[test]
+    fn certificate_spki_extracted_with_and_without_version() {
+        let spki = ed25519_spki();
+        for with_version in [true, false] {
+            let der = certificate(&spki, with_version);
+            assert_eq!(spki_from_certificate(&der), Some(&spki[..]));
+        }
+    }
+
+    #[test]
+    fn malformed_certificate_refused_without_panic() {
+        let der = certificate(&ed25519_spki(), true);
+        for cut in 0..der.len() {
+            assert_eq!(
+                spki_from_certificate(&der[..cut]),
+                None,
+                "prefix of {cut} bytes"
+            );
+        }
+        let mut trailing = der.clone();
+        trailing.push(0);
+        assert_eq!(spki_from_certificate(&trailing), None, "trailing bytes");
+        // Every single-byte corruption either still parses or is refused; none panics.
+        for i in 0..der.len() {
+            for v in [0x00, 0x30, 0x7f, 0x80, 0x84, 0xff] {
+                let mut bad = der.clone();
+                bad[i] = v;
+                let _ = spki_from_certificate(&bad);
+            }
+        }
+        // A public key where the certificate expects the serial number.
+        let wrong = tlv(0x30, &tlv(0x30, &ed25519_spki()));
+        assert_eq!(spki_from_certificate(&wrong), None);
+    }
+
+    #[test]
+    fn certificate_pem_with_unsupported_key_refused() {
+        let der = certificate(&tlv(0x30, &tlv(0x30, &[])), true);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+        let err = keys_from_pem(&pem).err().unwrap();
+        assert!(
+            err.starts_with("certificate: unsupported public key type"),
+            "{err}"
+        );
     }
 
     #[test]
