@@ -166,12 +166,15 @@ pub(crate) fn encode(
             check_depth(v)?;
         }
     }
+    // The caller's token and accessor appear twice per line (auth and request): hash once.
+    let token_h = entry.client_token.map(|t| salt.hash(t));
+    let accessor_h = entry.client_token_accessor.map(|t| salt.hash(t));
     let line = Line {
         time,
         kind: entry.kind.as_str(),
         auth: entry.auth.map(|a| AuthOut {
-            client_token: entry.client_token.map(|t| H(t, salt)),
-            accessor: entry.client_token_accessor.map(|t| H(t, salt)),
+            client_token: token_h.as_ref().map(|h| h.as_str()),
+            accessor: accessor_h.as_ref().map(|h| h.as_str()),
             display_name: a.display_name,
             policies: a.policies,
             token_policies: a.policies,
@@ -184,8 +187,8 @@ pub(crate) fn encode(
             id: entry.request_id,
             operation: entry.operation,
             mount_type: entry.mount_type,
-            client_token: entry.client_token.map(|t| H(t, salt)),
-            client_token_accessor: entry.client_token_accessor.map(|t| H(t, salt)),
+            client_token: token_h.as_ref().map(|h| h.as_str()),
+            client_token_accessor: accessor_h.as_ref().map(|h| h.as_str()),
             namespace: Namespace { id: "root" },
             path: entry.path,
             data: entry.request_data.map(|v| HValue(v, salt)),
@@ -252,9 +255,9 @@ struct Line<'a> {
 #[derive(serde::Serialize)]
 struct AuthOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    client_token: Option<H<'a>>,
+    client_token: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    accessor: Option<H<'a>>,
+    accessor: Option<&'a str>,
     display_name: &'a str,
     policies: &'a [String],
     token_policies: &'a [String],
@@ -276,10 +279,12 @@ struct RequestOut<'a> {
     operation: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     mount_type: Option<&'a str>,
+    /// Already hashed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    client_token: Option<H<'a>>,
+    client_token: Option<&'a str>,
+    /// Already hashed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    client_token_accessor: Option<H<'a>>,
+    client_token_accessor: Option<&'a str>,
     namespace: Namespace,
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
