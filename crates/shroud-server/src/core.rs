@@ -374,10 +374,23 @@ impl Core {
         let audit_escape =
             allowed && sudo && req.op == Operation::Delete && req.path.starts_with("sys/audit/");
         let devices = active.audit.all();
-        // A read changes nothing the response does not show, so its request record is
+        // A read (or an operation its engine says changes nothing, like transit encrypt with
+        // an existing key) has no effect the response does not carry, so its request record is
         // written together with the response record (one write, both or neither) right
         // before the response is released. Anything else is recorded before it runs.
-        let deferred = allowed && matches!(req.op, Operation::Read | Operation::List);
+        let deferred = allowed
+            && match req.op {
+                Operation::Read | Operation::List => true,
+                Operation::Update => match target.engine() {
+                    Some(m) => {
+                        m.engine
+                            .changes_nothing(target.rel(&req.path), &req)
+                            .await?
+                    }
+                    None => false,
+                },
+                _ => false,
+            };
         if !deferred {
             if let Err(e) = Broker::log_to(&devices, &log).await {
                 if !audit_escape {

@@ -21,6 +21,14 @@ pub trait Engine: Send + Sync {
     /// The barrier prefix holding this mount's data (deleted when the mount is disabled).
     fn prefix(&self) -> &str;
 
+    /// True when handling `rel` changes no state (e.g. transit encrypt with an existing key),
+    /// so its request record may be written together with its response record, in one write,
+    /// right before the response is released, as reads are. Default: every write is recorded
+    /// before it runs.
+    async fn changes_nothing(&self, _rel: &str, _req: &Request) -> Result<bool, ApiError> {
+        Ok(false)
+    }
+
     /// True for paths served without a client token (auth methods' `login`).
     fn is_login(&self, _rel: &str, _op: Operation) -> bool {
         false

@@ -1226,6 +1226,31 @@ impl crate::engine::Engine for TransitEngine {
         self.route(rel, req).await
     }
 
+    /// Cryptographic operations with an existing key change nothing, unless the key is due
+    /// for automatic rotation (which the operation would perform) or must be created.
+    async fn changes_nothing(&self, rel: &str, _req: &Request) -> Result<bool, ApiError> {
+        let mut parts = rel.split('/');
+        let (op, name) = match (parts.next(), parts.next()) {
+            (Some("hash" | "random"), _) => return Ok(true),
+            (Some("datakey"), Some(_)) => ("datakey", parts.next()),
+            (Some(op), name) => (op, name),
+            (None, _) => return Ok(false),
+        };
+        if !matches!(
+            op,
+            "encrypt" | "decrypt" | "rewrap" | "datakey" | "hmac" | "sign" | "verify"
+        ) {
+            return Ok(false);
+        }
+        let Some(name) = name.filter(|n| valid_name(n)) else {
+            return Ok(false);
+        };
+        match self.load(name).await? {
+            Some(p) => Ok(!p.rotation_due(now_ns())),
+            None => Ok(false),
+        }
+    }
+
     fn prefix(&self) -> &str {
         &self.prefix
     }

@@ -74,6 +74,12 @@ async fn failing_audit_device_fails_closed() {
         Some(json!({"data": {"password": "VeryS3cretValue"}})),
     )
     .await;
+    assert_eq!(
+        h.root("POST", "transit/keys/k", Some(json!({})))
+            .await
+            .status,
+        200
+    );
     let r = h
         .root(
             "PUT",
@@ -92,6 +98,49 @@ async fn failing_audit_device_fails_closed() {
         .root("POST", "secret/data/db2", Some(json!({"data": {"a": "b"}})))
         .await;
     assert_eq!(w.status, 500);
+    // transit encrypt with an existing key is audited with its response: no ciphertext
+    // leaves unaudited either
+    let e = h
+        .root(
+            "POST",
+            "transit/encrypt/k",
+            Some(json!({"plaintext": "aGVsbG8="})),
+        )
+        .await;
+    assert_eq!(e.status, 500);
+    assert!(!e.text().contains("vault:v1:"), "{}", e.text());
+}
+
+#[tokio::test]
+async fn pure_operations_log_request_and_response_together() {
+    let h = Harness::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.log");
+    h.root("POST", "transit/keys/k", Some(json!({}))).await;
+    let body = json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}});
+    assert_eq!(
+        h.root("PUT", "sys/audit/file", Some(body)).await.status,
+        204
+    );
+    let before = std::fs::read_to_string(&log).unwrap().lines().count();
+    let e = h
+        .root(
+            "POST",
+            "transit/encrypt/k",
+            Some(json!({"plaintext": "aGVsbG8="})),
+        )
+        .await;
+    assert_eq!(e.status, 200);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().skip(before).collect();
+    assert_eq!(lines.len(), 2, "one request and one response record");
+    assert!(lines[0].contains("\"type\":\"request\"") && lines[0].contains("transit/encrypt/k"));
+    assert!(lines[1].contains("\"type\":\"response\""));
+    assert!(!text.contains("aGVsbG8="), "the plaintext is HMAC'd");
+    match shroud_audit::verify_file(&log).unwrap() {
+        shroud_audit::VerifyReport::Ok { .. } => {}
+        other => panic!("chain broken: {other:?}"),
+    }
 }
 
 #[tokio::test]
