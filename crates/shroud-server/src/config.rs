@@ -14,6 +14,10 @@
 //!
 //! [seal]
 //! type = "shamir"            # or "static" with key_file = "/etc/shroud/unseal.key"
+//!
+//! [rate_limit]               # token creation and logins, per client IP (optional)
+//! burst = 20
+//! per_second = 10            # enabled = false turns it off
 //! ```
 
 use serde::Deserialize;
@@ -31,6 +35,38 @@ pub struct Config {
     /// How to unseal.
     #[serde(default)]
     pub seal: SealConfig,
+    /// Rate limits of token creation and logins.
+    #[serde(default)]
+    pub rate_limit: RateLimitSection,
+}
+
+/// `[rate_limit]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    /// Set false to turn limiting off.
+    pub enabled: Option<bool>,
+    /// Requests a client may send at once.
+    pub burst: Option<u32>,
+    /// Requests per second a client gets back.
+    pub per_second: Option<u32>,
+}
+
+impl RateLimitSection {
+    /// The limiter configuration, defaults filled in.
+    pub fn to_config(&self) -> crate::ratelimit::RateLimitConfig {
+        let mut c = crate::ratelimit::RateLimitConfig::default();
+        if let Some(e) = self.enabled {
+            c.enabled = e;
+        }
+        if let Some(b) = self.burst {
+            c.burst = b;
+        }
+        if let Some(r) = self.per_second {
+            c.refill_per_sec = r;
+        }
+        c
+    }
 }
 
 /// `[listener]`.
@@ -106,6 +142,12 @@ impl Config {
             Some("static") => {}
             Some(other) => return Err(format!("unknown seal type {other:?} (shamir, static)")),
         }
+        if c.rate_limit.burst == Some(0) || c.rate_limit.per_second == Some(0) {
+            return Err(
+                "rate_limit.burst and rate_limit.per_second must be at least 1 (use enabled = false to turn limiting off)"
+                    .into(),
+            );
+        }
         Ok(c)
     }
 }
@@ -132,6 +174,18 @@ mod tests {
         assert!(Config::parse(t).is_ok());
         let typo = t.replace("tls_disable", "tls_disabel");
         assert!(Config::parse(&typo).is_err());
+    }
+
+    #[test]
+    fn rate_limit_section() {
+        let base = "[listener]\naddress = \"127.0.0.1:8200\"\ntls_disable = true\n[storage]\ntype = \"memory\"\n";
+        let c = Config::parse(&format!("{base}[rate_limit]\nburst = 5\nper_second = 2\n")).unwrap();
+        let r = c.rate_limit.to_config();
+        assert_eq!((r.enabled, r.burst, r.refill_per_sec), (true, 5, 2));
+        assert!(Config::parse(&format!("{base}[rate_limit]\nburst = 0\n")).is_err());
+        assert!(Config::parse(&format!("{base}[rate_limit]\nbrust = 3\n")).is_err());
+        let off = Config::parse(&format!("{base}[rate_limit]\nenabled = false\n")).unwrap();
+        assert!(!off.rate_limit.to_config().enabled);
     }
 
     #[test]

@@ -246,6 +246,7 @@ pub async fn serve_config(path: PathBuf) -> Result<(), ServerError> {
         _ => SealKind::Shamir,
     };
     let core = Core::new(storage, seal.clone());
+    core.rate_limiter.set_config(cfg.rate_limit.to_config());
     let tls = if cfg.listener.tls_disable {
         None
     } else {

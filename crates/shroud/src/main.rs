@@ -30,8 +30,18 @@ fn main() -> ExitCode {
     init_logging(cli.command.default_log_level());
     match cmd::run(cli) {
         Ok(code) => code,
+        // The reader went away (`shroud completions bash | head`): not an error worth a
+        // message, and the same quiet exit as other Unix tools.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => report::print_error(&e),
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Logs go to stderr; `SHROUD_LOG` takes an env-filter directive (`debug`,
