@@ -1850,18 +1850,7 @@ impl TransitEngine {
 
     async fn sign(&self, name: &str, url_alg: Option<&str>, req: &Request) -> ApiResult {
         let requested = uint_field(req.field("key_version"), "key_version")?.unwrap_or(0);
-        let hash_name = algorithm_of(url_alg, req, &["hash_algorithm", "algorithm"])?;
-        if !valid_sign_hash(hash_name) {
-            return Err(ApiError::bad_request(format!(
-                "invalid hash algorithm \"{hash_name}\""
-            )));
-        }
-        let jws = jws_of(req)?;
-        if bool_field(req.field("prehashed"), "prehashed")? == Some(true) {
-            return Err(ApiError::bad_request(
-                "prehashed input is not supported for ed25519 keys",
-            ));
-        }
+        let jws = signature_options(url_alg, req)?;
         let Some(p) = self.load_for_use(name).await? else {
             return Err(ApiError::bad_request("signing key not found"));
         };
@@ -1954,18 +1943,7 @@ impl TransitEngine {
             );
         }
 
-        let hash_name = algorithm_of(url_alg, req, &["hash_algorithm", "algorithm"])?;
-        if !valid_sign_hash(hash_name) {
-            return Err(ApiError::bad_request(format!(
-                "invalid hash algorithm \"{hash_name}\""
-            )));
-        }
-        let jws = jws_of(req)?;
-        if bool_field(req.field("prehashed"), "prehashed")? == Some(true) {
-            return Err(ApiError::bad_request(
-                "prehashed input is not supported for ed25519 keys",
-            ));
-        }
+        let jws = signature_options(url_alg, req)?;
         let Some(p) = self.load_for_use(name).await? else {
             return Err(ApiError::bad_request(
                 "signature verification key not found",
@@ -2080,6 +2058,25 @@ fn hash(url_alg: Option<&str>, req: &Request) -> ApiResult {
         B64.encode(sum)
     };
     Ok(reply(json!({ "sum": out }), vec![], None))
+}
+
+/// The options `sign` and `verify` share: the hash algorithm is checked (ed25519 signs the
+/// message itself, so it only has to be valid), prehashed input is refused, and the JWS flag
+/// is returned.
+fn signature_options(url_alg: Option<&str>, req: &Request) -> Result<bool, ApiError> {
+    let hash_name = algorithm_of(url_alg, req, &["hash_algorithm", "algorithm"])?;
+    if !valid_sign_hash(hash_name) {
+        return Err(ApiError::bad_request(format!(
+            "invalid hash algorithm \"{hash_name}\""
+        )));
+    }
+    let jws = jws_of(req)?;
+    if bool_field(req.field("prehashed"), "prehashed")? == Some(true) {
+        return Err(ApiError::bad_request(
+            "prehashed input is not supported for ed25519 keys",
+        ));
+    }
+    Ok(jws)
 }
 
 #[cfg(test)]
