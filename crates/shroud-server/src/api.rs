@@ -37,7 +37,6 @@ impl Operation {
 }
 
 /// One API request after HTTP parsing.
-#[derive(Debug)]
 pub struct Request {
     /// Random id, echoed as `request_id` and in the audit log.
     pub id: String,
@@ -113,7 +112,6 @@ fn ser_secret<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S
 }
 
 /// What a handler returns.
-#[derive(Debug)]
 pub enum Reply {
     /// The standard envelope.
     Logical(Box<Logical>),
@@ -124,7 +122,7 @@ pub enum Reply {
 }
 
 /// An enveloped response.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Logical {
     /// HTTP status (200 unless a handler says otherwise, e.g. 404 for a deleted KV version).
     pub status: Option<u16>,
@@ -180,6 +178,74 @@ impl Reply {
             mount_type: "system",
             ..Default::default()
         }))
+    }
+}
+
+/// Key names of a JSON object, never its values: what `Debug` shows of request and response
+/// bodies, which carry secrets.
+fn shape(v: Option<&Value>) -> String {
+    match v {
+        None => "None".to_owned(),
+        Some(Value::Object(m)) => format!(
+            "{{{} [values redacted]}}",
+            m.keys().take(16).cloned().collect::<Vec<_>>().join(", ")
+        ),
+        Some(_) => "[redacted]".to_owned(),
+    }
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("op", &self.op)
+            .field("path", &self.path)
+            .field(
+                "query",
+                &self
+                    .query
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "body",
+                &self
+                    .body
+                    .as_ref()
+                    .map(|b| shape(Some(&Value::Object(b.clone())))),
+            )
+            .field("token", &self.token)
+            .field("remote", &self.remote)
+            .field("wrap_ttl", &self.wrap_ttl)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Logical {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logical")
+            .field("status", &self.status)
+            .field("data", &shape(self.data.as_ref()))
+            .field("auth", &self.auth)
+            .field("wrap_info", &self.wrap_info)
+            .field("warnings", &self.warnings)
+            .field("mount_type", &self.mount_type)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Logical(l) => f.debug_tuple("Logical").field(l).finish(),
+            Reply::Raw(s, v) => f
+                .debug_tuple("Raw")
+                .field(s)
+                .field(&shape(Some(v)))
+                .finish(),
+            Reply::NoContent => f.write_str("NoContent"),
+        }
     }
 }
 
@@ -395,4 +461,41 @@ pub fn request_id() -> String {
         .with_variant(uuid::Variant::RFC4122)
         .into_uuid()
         .to_string()
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn request_and_reply_debug_hide_values() {
+        let mut body = Map::new();
+        body.insert("password".into(), json!("hunter2-body"));
+        let req = Request {
+            id: "1".into(),
+            op: Operation::Update,
+            path: "secret/data/x".into(),
+            query: vec![("version".into(), "q-secret".into())],
+            body: Some(body),
+            token: Some(SecretString::from("hvs.tok-secret")),
+            remote: None,
+            wrap_ttl: None,
+            head: false,
+        };
+        let d = format!("{req:?}");
+        assert!(d.contains("password"), "{d}");
+        for secret in ["hunter2-body", "q-secret", "tok-secret"] {
+            assert!(!d.contains(secret), "{d}");
+        }
+        let reply = Reply::data(json!({"data": {"k": "data-secret"}}));
+        let raw = Reply::Raw(
+            200,
+            json!({"root_token": "hvs.root-secret", "keys": ["share-secret"]}),
+        );
+        let d = format!("{reply:?} {raw:?}");
+        for secret in ["data-secret", "root-secret", "share-secret"] {
+            assert!(!d.contains(secret), "{d}");
+        }
+    }
 }
