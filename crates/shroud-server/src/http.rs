@@ -200,6 +200,12 @@ fn token_from(headers: &HeaderMap) -> Option<SecretString> {
 }
 
 async fn entry(State(core): State<Arc<Core>>, req: axum::extract::Request) -> Response {
+    handle(core, req).await
+}
+
+/// Handles one HTTP request. The connection loop calls this directly (no routing layer is
+/// needed: every path goes here); in-process tests go through [`router`], which wraps it.
+pub async fn handle(core: Arc<Core>, req: axum::extract::Request) -> Response {
     let (parts, body) = req.into_parts();
     let request_id = crate::api::request_id();
     let Some(raw_path) = parts.uri.path().strip_prefix("/v1/") else {

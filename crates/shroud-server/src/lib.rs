@@ -354,7 +354,6 @@ pub async fn serve(
             }
         });
     }
-    let app = http::router(core);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -374,16 +373,17 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let core = core.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(http::Peer(peer));
-                    let app = app.clone();
+                    let core = core.clone();
                     async move {
-                        use tower::ServiceExt;
-                        app.oneshot(req.map(axum::body::Body::new)).await
+                        Ok::<_, std::convert::Infallible>(
+                            http::handle(core, req.map(axum::body::Body::new)).await,
+                        )
                     }
                 },
             );
