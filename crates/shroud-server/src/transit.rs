@@ -1514,11 +1514,21 @@ fn encrypt_item(p: &Policy, item: &Item<'_>) -> ItemResult {
             .ok_or_else(|| user("missing plaintext to encrypt"))?,
         "plaintext",
     )?;
-    let ctx = decode_opt(item.context, "context")?;
     if item.nonce.is_some() {
         // Only convergent encryption takes a caller nonce, and it is not offered.
         return Err(user("nonce provided when not allowed"));
     }
+    seal_item(p, item, &pt)
+}
+
+/// Encrypts `pt` with the item's context, key version and associated data: the shared tail of
+/// encrypt and rewrap.
+fn seal_item(
+    p: &Policy,
+    item: &Item<'_>,
+    pt: &SecretBytes,
+) -> Result<Map<String, Value>, TransitError> {
+    let ctx = decode_opt(item.context, "context")?;
     let aad = decode_opt(item.associated_data, "associated_data")?;
     let (ct, ver) = p.encrypt(
         item.key_version,
@@ -1646,18 +1656,7 @@ impl TransitEngine {
             .iter()
             .map(|i| {
                 let pt = decrypt_item(&p, i)?;
-                let ctx = decode_opt(i.context, "context")?;
-                let aad = decode_opt(i.associated_data, "associated_data")?;
-                let (ct, ver) = p.encrypt(
-                    i.key_version,
-                    ctx.as_ref().map(|c| c.expose()),
-                    pt.expose(),
-                    aad.as_ref().map(|a| a.expose()).unwrap_or(&[]),
-                )?;
-                let mut m = Map::new();
-                m.insert("ciphertext".into(), Value::from(ct));
-                m.insert("key_version".into(), Value::from(ver));
-                Ok(m)
+                seal_item(&p, i, &pt)
             })
             .collect();
         finish(
