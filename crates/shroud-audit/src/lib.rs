@@ -18,7 +18,7 @@ mod verify;
 
 pub use entry::{AuthInfo, Entry, EntryType, ResponseAuth, MAX_DEPTH};
 pub use error::AuditError;
-pub use file::FileDevice;
+pub use file::{FileDevice, Pending};
 pub use salt::MIN_SALT_LEN;
 pub use verify::{verify_file, VerifyReport, MAX_LINE_BYTES};
 
