@@ -8,7 +8,6 @@
 
 use crate::error::AuditError;
 use crate::salt::Salt;
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -141,14 +140,43 @@ impl fmt::Debug for ResponseAuth<'_> {
     }
 }
 
-/// Appends the entry's JSON object to `out`, without the closing `}` so the device can add
-/// `prev_hash` under its lock. `time` is the RFC 3339 timestamp.
-pub(crate) fn encode(
+/// Appends the JSON objects of `first` and then `second` (if any) to `out`, each without its
+/// closing `}` so the device can add `prev_hash` under its lock; returns where the first ends.
+/// `time` is the RFC 3339 timestamp.
+///
+/// Written by hand rather than through serde: the shape is fixed, most strings are HMACs or
+/// constants that need no escaping, and a request's `auth` and `request` objects are encoded
+/// once and copied when its response record carries the same ones (a read's pair).
+pub(crate) fn encode_lines(
     out: &mut Vec<u8>,
-    entry: &Entry<'_>,
+    first: &Entry<'_>,
+    second: Option<&Entry<'_>>,
     salt: &Salt,
     time: &str,
-) -> Result<(), AuditError> {
+) -> Result<usize, AuditError> {
+    check_entry(first)?;
+    if let Some(s) = second {
+        check_entry(s)?;
+    }
+    head(out, time, first.kind);
+    let common = out.len();
+    auth_and_request(out, first, salt);
+    let common_end = out.len();
+    rest(out, first, salt);
+    let first_end = out.len();
+    if let Some(s) = second {
+        head(out, time, s.kind);
+        if same_request(first, s) {
+            out.extend_from_within(common..common_end);
+        } else {
+            auth_and_request(out, s, salt);
+        }
+        rest(out, s, salt);
+    }
+    Ok(first_end)
+}
+
+fn check_entry(entry: &Entry<'_>) -> Result<(), AuditError> {
     for v in [entry.request_data, entry.response_data]
         .into_iter()
         .flatten()
@@ -166,61 +194,230 @@ pub(crate) fn encode(
             check_depth(v)?;
         }
     }
-    // The caller's token and accessor appear twice per line (auth and request): hash once.
-    let token_h = entry.client_token.map(|t| salt.hash(t));
-    let accessor_h = entry.client_token_accessor.map(|t| salt.hash(t));
-    let line = Line {
-        time,
-        kind: entry.kind.as_str(),
-        auth: entry.auth.map(|a| AuthOut {
-            client_token: token_h.as_ref().map(|h| h.as_str()),
-            accessor: accessor_h.as_ref().map(|h| h.as_str()),
-            display_name: a.display_name,
-            policies: a.policies,
-            token_policies: a.policies,
-            metadata: a.metadata.map(|m| HMap(m, salt)),
-            entity_id: "",
-            token_type: a.token_type,
-            token_ttl: a.token_ttl,
-        }),
-        request: RequestOut {
-            id: entry.request_id,
-            operation: entry.operation,
-            mount_type: entry.mount_type,
-            client_token: token_h.as_ref().map(|h| h.as_str()),
-            client_token_accessor: accessor_h.as_ref().map(|h| h.as_str()),
-            namespace: Namespace { id: "root" },
-            path: entry.path,
-            data: entry.request_data.map(|v| HValue(v, salt)),
-            remote_address: entry.remote_address,
-        },
-        response: (entry.kind == EntryType::Response).then(|| ResponseOut {
-            mount_type: entry.mount_type,
-            status: entry.status,
-            auth: entry.response_auth.map(|a| ResponseAuthOut {
-                client_token: H(a.client_token, salt),
-                accessor: H(a.accessor, salt),
-                policies: a.policies,
-                token_policies: a.policies,
-                metadata: a.metadata.map(|m| HMap(m, salt)),
-                entity_id: "",
-                lease_duration: a.lease_duration,
-                renewable: a.renewable,
-                token_type: a.token_type,
-                orphan: a.orphan,
-            }),
-            data: entry.response_data.map(|v| HValue(v, salt)),
-        }),
-        error: entry.error.unwrap_or(""),
-    };
-    serde_json::to_writer(&mut *out, &line).map_err(|e| AuditError::Encode(e.to_string()))?;
-    // Drop the closing brace; the device appends `,"prev_hash":"…"}`.
-    if out.last() == Some(&b'}') {
-        out.pop();
-        Ok(())
-    } else {
-        Err(AuditError::Encode("entry is not a JSON object".to_owned()))
+    Ok(())
+}
+
+/// Whether two entries describe the same request and caller (so their `auth` and `request`
+/// objects are byte-identical). References are compared by address: the server hands both
+/// entries the same request data and token metadata.
+fn same_request(a: &Entry<'_>, b: &Entry<'_>) -> bool {
+    fn same<T: ?Sized>(x: Option<&T>, y: Option<&T>) -> bool {
+        match (x, y) {
+            (None, None) => true,
+            (Some(x), Some(y)) => std::ptr::eq(x, y),
+            _ => false,
+        }
     }
+    let auth = match (a.auth, b.auth) {
+        (None, None) => true,
+        (Some(x), Some(y)) => {
+            x.display_name == y.display_name
+                && x.policies == y.policies
+                && x.token_type == y.token_type
+                && x.token_ttl == y.token_ttl
+                && same(x.metadata, y.metadata)
+        }
+        _ => false,
+    };
+    auth && a.request_id == b.request_id
+        && a.operation == b.operation
+        && a.path == b.path
+        && a.mount_type == b.mount_type
+        && a.remote_address == b.remote_address
+        && a.client_token == b.client_token
+        && a.client_token_accessor == b.client_token_accessor
+        && same(a.request_data, b.request_data)
+}
+
+fn head(out: &mut Vec<u8>, time: &str, kind: EntryType) {
+    out.extend_from_slice(b"{\"time\":");
+    string(out, time);
+    out.extend_from_slice(b",\"type\":\"");
+    out.extend_from_slice(kind.as_str().as_bytes());
+    out.push(b'"');
+}
+
+/// `,"auth":{…}` (if any) and `,"request":{…}`.
+fn auth_and_request(out: &mut Vec<u8>, e: &Entry<'_>, salt: &Salt) {
+    // The caller's token and accessor appear twice (auth and request): hash once.
+    let token = e.client_token.map(|t| salt.hash(t));
+    let accessor = e.client_token_accessor.map(|t| salt.hash(t));
+    if let Some(a) = &e.auth {
+        out.extend_from_slice(b",\"auth\":{");
+        let mut o = Obj::new(out);
+        if let Some(t) = &token {
+            o.key(b"client_token").extend_from_slice(t.quoted());
+        }
+        if let Some(t) = &accessor {
+            o.key(b"accessor").extend_from_slice(t.quoted());
+        }
+        string(o.key(b"display_name"), a.display_name);
+        strings(o.key(b"policies"), a.policies);
+        strings(o.key(b"token_policies"), a.policies);
+        if let Some(m) = a.metadata {
+            hmap(o.key(b"metadata"), m, salt);
+        }
+        o.key(b"entity_id").extend_from_slice(b"\"\"");
+        string(o.key(b"token_type"), a.token_type);
+        number(o.key(b"token_ttl"), a.token_ttl);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b",\"request\":{");
+    let mut o = Obj::new(out);
+    string(o.key(b"id"), e.request_id);
+    string(o.key(b"operation"), e.operation);
+    if let Some(m) = e.mount_type {
+        string(o.key(b"mount_type"), m);
+    }
+    if let Some(t) = &token {
+        o.key(b"client_token").extend_from_slice(t.quoted());
+    }
+    if let Some(t) = &accessor {
+        o.key(b"client_token_accessor")
+            .extend_from_slice(t.quoted());
+    }
+    o.key(b"namespace").extend_from_slice(b"{\"id\":\"root\"}");
+    string(o.key(b"path"), e.path);
+    if let Some(d) = e.request_data {
+        hvalue(o.key(b"data"), d, salt);
+    }
+    if let Some(r) = e.remote_address {
+        string(o.key(b"remote_address"), r);
+    }
+    out.push(b'}');
+}
+
+/// `,"response":{…}` (response records) and `,"error":…`.
+fn rest(out: &mut Vec<u8>, e: &Entry<'_>, salt: &Salt) {
+    if e.kind == EntryType::Response {
+        out.extend_from_slice(b",\"response\":{");
+        let mut o = Obj::new(out);
+        if let Some(m) = e.mount_type {
+            string(o.key(b"mount_type"), m);
+        }
+        if let Some(s) = e.status {
+            number(o.key(b"status"), u64::from(s));
+        }
+        if let Some(a) = &e.response_auth {
+            let out = o.key(b"auth");
+            out.push(b'{');
+            let mut a_o = Obj::new(out);
+            a_o.key(b"client_token")
+                .extend_from_slice(salt.hash(a.client_token).quoted());
+            a_o.key(b"accessor")
+                .extend_from_slice(salt.hash(a.accessor).quoted());
+            strings(a_o.key(b"policies"), a.policies);
+            strings(a_o.key(b"token_policies"), a.policies);
+            if let Some(m) = a.metadata {
+                hmap(a_o.key(b"metadata"), m, salt);
+            }
+            a_o.key(b"entity_id").extend_from_slice(b"\"\"");
+            number(a_o.key(b"lease_duration"), a.lease_duration);
+            boolean(a_o.key(b"renewable"), a.renewable);
+            string(a_o.key(b"token_type"), a.token_type);
+            boolean(a_o.key(b"orphan"), a.orphan);
+            out.push(b'}');
+        }
+        if let Some(d) = e.response_data {
+            hvalue(o.key(b"data"), d, salt);
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b",\"error\":");
+    string(out, e.error.unwrap_or(""));
+}
+
+/// Writes the members of a JSON object whose `{` is already out: commas between members.
+struct Obj<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> Obj<'o> {
+    fn new(out: &'o mut Vec<u8>) -> Self {
+        Obj { out, first: true }
+    }
+    /// Writes `"key":` (keys here are constants that need no escaping); the value follows.
+    fn key(&mut self, key: &[u8]) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key);
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+}
+
+/// A JSON string, escaped exactly as serde_json escapes it.
+fn string(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+fn strings(out: &mut Vec<u8>, items: &[String]) {
+    out.push(b'[');
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, s);
+    }
+    out.push(b']');
+}
+
+fn number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn boolean(out: &mut Vec<u8>, b: bool) {
+    out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
+/// A JSON value with every string leaf written as its HMAC; keys, numbers, booleans and nulls
+/// kept. Depth is bounded by `check_depth` before encoding.
+fn hvalue(out: &mut Vec<u8>, v: &Value, salt: &Salt) {
+    match v {
+        Value::String(s) => out.extend_from_slice(salt.hash(s).quoted()),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                hvalue(out, item, salt);
+            }
+            out.push(b']');
+        }
+        Value::Object(m) => hmap(out, m, salt),
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => boolean(out, *b),
+        // Writing a number into a Vec cannot fail.
+        Value::Number(n) => {
+            let _ = serde_json::to_writer(&mut *out, n);
+        }
+    }
+}
+
+/// A JSON object with every string leaf HMAC'd; keys in clear.
+fn hmap(out: &mut Vec<u8>, m: &Map<String, Value>, salt: &Salt) {
+    out.push(b'{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, k);
+        out.push(b':');
+        hvalue(out, v, salt);
+    }
+    out.push(b'}');
 }
 
 /// Depth check without recursion, so hostile nesting cannot overflow the stack here either.
@@ -239,128 +436,218 @@ fn check_depth(v: &Value) -> Result<(), AuditError> {
     Ok(())
 }
 
-#[derive(serde::Serialize)]
-struct Line<'a> {
-    time: &'a str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth: Option<AuthOut<'a>>,
-    request: RequestOut<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<ResponseOut<'a>>,
-    error: &'a str,
-}
+/// The serde-based encoder this module's hand-written one replaced, kept as the reference the
+/// tests compare it with byte for byte.
+#[cfg(test)]
+mod reference {
+    use super::*;
+    use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
-#[derive(serde::Serialize)]
-struct AuthOut<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_token: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    accessor: Option<&'a str>,
-    display_name: &'a str,
-    policies: &'a [String],
-    token_policies: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<HMap<'a>>,
-    entity_id: &'static str,
-    token_type: &'a str,
-    token_ttl: u64,
-}
-
-#[derive(serde::Serialize)]
-struct Namespace {
-    id: &'static str,
-}
-
-#[derive(serde::Serialize)]
-struct RequestOut<'a> {
-    id: &'a str,
-    operation: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mount_type: Option<&'a str>,
-    /// Already hashed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_token: Option<&'a str>,
-    /// Already hashed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_token_accessor: Option<&'a str>,
-    namespace: Namespace,
-    path: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<HValue<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    remote_address: Option<&'a str>,
-}
-
-#[derive(serde::Serialize)]
-struct ResponseOut<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mount_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    auth: Option<ResponseAuthOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<HValue<'a>>,
-}
-
-#[derive(serde::Serialize)]
-struct ResponseAuthOut<'a> {
-    client_token: H<'a>,
-    accessor: H<'a>,
-    policies: &'a [String],
-    token_policies: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metadata: Option<HMap<'a>>,
-    entity_id: &'static str,
-    lease_duration: u64,
-    renewable: bool,
-    token_type: &'a str,
-    orphan: bool,
-}
-
-/// A string written as its HMAC.
-struct H<'a>(&'a str, &'a Salt);
-
-impl Serialize for H<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.1.hash(self.0).as_str())
-    }
-}
-
-/// A JSON value with every string leaf written as its HMAC; keys, numbers, booleans and nulls
-/// kept. Depth is bounded by `check_depth` before serialization.
-struct HValue<'a>(&'a Value, &'a Salt);
-
-impl Serialize for HValue<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let salt = self.1;
-        match self.0 {
-            Value::String(v) => H(v, salt).serialize(s),
-            Value::Array(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for i in items {
-                    seq.serialize_element(&HValue(i, salt))?;
-                }
-                seq.end()
+    /// Appends the entry's JSON object to `out`, without the closing `}` so the device can add
+    /// `prev_hash` under its lock. `time` is the RFC 3339 timestamp.
+    pub(super) fn encode(
+        out: &mut Vec<u8>,
+        entry: &Entry<'_>,
+        salt: &Salt,
+        time: &str,
+    ) -> Result<(), AuditError> {
+        for v in [entry.request_data, entry.response_data]
+            .into_iter()
+            .flatten()
+        {
+            super::check_depth(v)?;
+        }
+        for m in [
+            entry.auth.and_then(|a| a.metadata),
+            entry.response_auth.and_then(|a| a.metadata),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for v in m.values() {
+                super::check_depth(v)?;
             }
-            Value::Object(map) => HMap(map, salt).serialize(s),
-            other => other.serialize(s),
+        }
+        // The caller's token and accessor appear twice per line (auth and request): hash once.
+        let token_h = entry.client_token.map(|t| salt.hash(t));
+        let accessor_h = entry.client_token_accessor.map(|t| salt.hash(t));
+        let line = Line {
+            time,
+            kind: entry.kind.as_str(),
+            auth: entry.auth.map(|a| AuthOut {
+                client_token: token_h.as_ref().map(|h| h.as_str()),
+                accessor: accessor_h.as_ref().map(|h| h.as_str()),
+                display_name: a.display_name,
+                policies: a.policies,
+                token_policies: a.policies,
+                metadata: a.metadata.map(|m| HMap(m, salt)),
+                entity_id: "",
+                token_type: a.token_type,
+                token_ttl: a.token_ttl,
+            }),
+            request: RequestOut {
+                id: entry.request_id,
+                operation: entry.operation,
+                mount_type: entry.mount_type,
+                client_token: token_h.as_ref().map(|h| h.as_str()),
+                client_token_accessor: accessor_h.as_ref().map(|h| h.as_str()),
+                namespace: Namespace { id: "root" },
+                path: entry.path,
+                data: entry.request_data.map(|v| HValue(v, salt)),
+                remote_address: entry.remote_address,
+            },
+            response: (entry.kind == EntryType::Response).then(|| ResponseOut {
+                mount_type: entry.mount_type,
+                status: entry.status,
+                auth: entry.response_auth.map(|a| ResponseAuthOut {
+                    client_token: H(a.client_token, salt),
+                    accessor: H(a.accessor, salt),
+                    policies: a.policies,
+                    token_policies: a.policies,
+                    metadata: a.metadata.map(|m| HMap(m, salt)),
+                    entity_id: "",
+                    lease_duration: a.lease_duration,
+                    renewable: a.renewable,
+                    token_type: a.token_type,
+                    orphan: a.orphan,
+                }),
+                data: entry.response_data.map(|v| HValue(v, salt)),
+            }),
+            error: entry.error.unwrap_or(""),
+        };
+        serde_json::to_writer(&mut *out, &line).map_err(|e| AuditError::Encode(e.to_string()))?;
+        // Drop the closing brace; the device appends `,"prev_hash":"…"}`.
+        if out.last() == Some(&b'}') {
+            out.pop();
+            Ok(())
+        } else {
+            Err(AuditError::Encode("entry is not a JSON object".to_owned()))
         }
     }
-}
 
-/// A JSON object with every string leaf HMAC'd.
-struct HMap<'a>(&'a Map<String, Value>, &'a Salt);
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        time: &'a str,
+        #[serde(rename = "type")]
+        kind: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        auth: Option<AuthOut<'a>>,
+        request: RequestOut<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        response: Option<ResponseOut<'a>>,
+        error: &'a str,
+    }
 
-impl Serialize for HMap<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            m.serialize_entry(k, &HValue(v, self.1))?;
+    #[derive(serde::Serialize)]
+    struct AuthOut<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_token: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        accessor: Option<&'a str>,
+        display_name: &'a str,
+        policies: &'a [String],
+        token_policies: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata: Option<HMap<'a>>,
+        entity_id: &'static str,
+        token_type: &'a str,
+        token_ttl: u64,
+    }
+
+    #[derive(serde::Serialize)]
+    struct Namespace {
+        id: &'static str,
+    }
+
+    #[derive(serde::Serialize)]
+    struct RequestOut<'a> {
+        id: &'a str,
+        operation: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mount_type: Option<&'a str>,
+        /// Already hashed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_token: Option<&'a str>,
+        /// Already hashed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_token_accessor: Option<&'a str>,
+        namespace: Namespace,
+        path: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<HValue<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        remote_address: Option<&'a str>,
+    }
+
+    #[derive(serde::Serialize)]
+    struct ResponseOut<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mount_type: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        auth: Option<ResponseAuthOut<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<HValue<'a>>,
+    }
+
+    #[derive(serde::Serialize)]
+    struct ResponseAuthOut<'a> {
+        client_token: H<'a>,
+        accessor: H<'a>,
+        policies: &'a [String],
+        token_policies: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata: Option<HMap<'a>>,
+        entity_id: &'static str,
+        lease_duration: u64,
+        renewable: bool,
+        token_type: &'a str,
+        orphan: bool,
+    }
+
+    /// A string written as its HMAC.
+    struct H<'a>(&'a str, &'a Salt);
+
+    impl Serialize for H<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(self.1.hash(self.0).as_str())
         }
-        m.end()
+    }
+
+    /// A JSON value with every string leaf written as its HMAC; keys, numbers, booleans and nulls
+    /// kept. Depth is bounded by `check_depth` before serialization.
+    struct HValue<'a>(&'a Value, &'a Salt);
+
+    impl Serialize for HValue<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let salt = self.1;
+            match self.0 {
+                Value::String(v) => H(v, salt).serialize(s),
+                Value::Array(items) => {
+                    let mut seq = s.serialize_seq(Some(items.len()))?;
+                    for i in items {
+                        seq.serialize_element(&HValue(i, salt))?;
+                    }
+                    seq.end()
+                }
+                Value::Object(map) => HMap(map, salt).serialize(s),
+                other => other.serialize(s),
+            }
+        }
+    }
+
+    /// A JSON object with every string leaf HMAC'd.
+    struct HMap<'a>(&'a Map<String, Value>, &'a Salt);
+
+    impl Serialize for HMap<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut m = s.serialize_map(Some(self.0.len()))?;
+            for (k, v) in self.0 {
+                m.serialize_entry(k, &HValue(v, self.1))?;
+            }
+            m.end()
+        }
     }
 }
 
@@ -378,7 +665,9 @@ mod tests {
     fn strings_are_hashed_structure_kept() {
         let s = salt();
         let v = json!({"password": "hunter2", "nested": {"k": ["v1", null, true]}, "n": 5});
-        let out = serde_json::to_value(HValue(&v, &s)).unwrap();
+        let mut buf = Vec::new();
+        hvalue(&mut buf, &v, &s);
+        let out: Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(out["password"], json!(s.hash("hunter2").as_str()));
         assert_eq!(out["nested"]["k"][0], json!(s.hash("v1").as_str()));
         assert_eq!(out["nested"]["k"][1], Value::Null);
@@ -398,9 +687,108 @@ mod tests {
         };
         let mut out = Vec::new();
         assert!(matches!(
-            encode(&mut out, &entry, &salt(), "t"),
+            encode_lines(&mut out, &entry, None, &salt(), "t"),
             Err(AuditError::TooDeep { .. })
         ));
+    }
+
+    /// Byte-for-byte what the serde encoder wrote, for single records and pairs, with and
+    /// without shared request parts, escapes, unicode, nesting and minted tokens.
+    #[test]
+    fn hand_encoder_matches_the_serde_reference() {
+        let s = salt();
+        let data =
+            json!({"password": "hun\"ter\\2\n", "ünï": ["cödé", 1.5, -3, null, false], "o": {}});
+        let meta = json!({"role": "web\u{1}", "n": 7})
+            .as_object()
+            .unwrap()
+            .clone();
+        let policies = vec!["default".to_owned(), "app\"x".to_owned()];
+        let resp = json!({"data": {"k": "v"}, "metadata": {"version": 3, "destroyed": false}});
+        let base = Entry {
+            kind: EntryType::Request,
+            request_id: "3f1e-id",
+            operation: "update",
+            path: "secret/data/päth \"q\"",
+            mount_type: Some("kv"),
+            remote_address: Some("127.0.0.1"),
+            client_token: Some("hvs.SECRETTOKEN"),
+            client_token_accessor: Some("acc123"),
+            auth: Some(AuthInfo {
+                display_name: "token",
+                policies: &policies,
+                token_type: "service",
+                metadata: Some(&meta),
+                token_ttl: 3600,
+            }),
+            request_data: Some(&data),
+            ..Entry::default()
+        };
+        let response = Entry {
+            kind: EntryType::Response,
+            response_data: Some(&resp),
+            response_auth: Some(ResponseAuth {
+                client_token: "hvs.NEW",
+                accessor: "newacc",
+                policies: &policies,
+                metadata: Some(&meta),
+                lease_duration: 60,
+                renewable: true,
+                token_type: "service",
+                orphan: false,
+            }),
+            status: Some(200),
+            error: Some("a \"quoted\" error\t"),
+            ..base
+        };
+        let bare = Entry {
+            request_id: "x",
+            operation: "read",
+            path: "sys/health",
+            ..Entry::default()
+        };
+        let other_data = json!({"other": "v"});
+        let different = Entry {
+            request_data: Some(&other_data),
+            ..response
+        };
+        let expect = |e: &Entry<'_>| {
+            let mut v = Vec::new();
+            reference::encode(&mut v, e, &s, "2026-11-23T10:00:00.5Z").unwrap();
+            v
+        };
+        for (first, second) in [
+            (base, None),
+            (response, None),
+            (bare, None),
+            (base, Some(response)),
+            (base, Some(different)),
+            (bare, Some(base)),
+        ] {
+            let mut got = Vec::new();
+            let end = encode_lines(
+                &mut got,
+                &first,
+                second.as_ref(),
+                &s,
+                "2026-11-23T10:00:00.5Z",
+            )
+            .unwrap();
+            let mut want = expect(&first);
+            assert_eq!(
+                String::from_utf8_lossy(&got[..end]),
+                String::from_utf8_lossy(&want)
+            );
+            if let Some(second) = &second {
+                want = expect(second);
+                assert_eq!(
+                    String::from_utf8_lossy(&got[end..]),
+                    String::from_utf8_lossy(&want)
+                );
+            } else {
+                assert_eq!(end, got.len());
+            }
+        }
     }
 
     #[test]

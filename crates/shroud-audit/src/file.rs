@@ -18,7 +18,7 @@
 //! fails its batch and every line chained after it (they would chain onto lines that are not in
 //! the file); the chain then continues from the last line written.
 
-use crate::entry::{encode, Entry};
+use crate::entry::{encode_lines, Entry};
 use crate::error::AuditError;
 use crate::salt::Salt;
 use sha2::{Digest, Sha256};
@@ -255,19 +255,14 @@ impl FileDevice {
             .map_err(|_| AuditError::Encode("timestamp is not UTF-8".to_owned()))?;
         // Encode and hash the bodies outside the lock; only the short `prev_hash` suffixes
         // are added and hashed under it.
-        encode(buf, first, &self.salt, stamp)?;
-        let first_end = buf.len();
+        let first_end = encode_lines(buf, first, second, &self.salt, stamp)?;
         let mut first_hash = Sha256::new();
         first_hash.update(&buf[..first_end]);
-        let second_hash = match second {
-            Some(e) => {
-                encode(buf, e, &self.salt, stamp)?;
-                let mut h = Sha256::new();
-                h.update(&buf[first_end..]);
-                Some(h)
-            }
-            None => None,
-        };
+        let second_hash = second.map(|_| {
+            let mut h = Sha256::new();
+            h.update(&buf[first_end..]);
+            h
+        });
 
         let mut chain = self.lock_chain()?;
         let chain = &mut *chain;

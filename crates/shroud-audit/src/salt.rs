@@ -10,8 +10,8 @@ use std::fmt;
 pub const MIN_SALT_LEN: usize = 16;
 
 const PREFIX: &[u8] = b"hmac-sha256:";
-/// Length of `hmac-sha256:` plus 64 hex digits.
-const HASHED_LEN: usize = PREFIX.len() + 64;
+/// `"hmac-sha256:` plus 64 hex digits and the closing quote.
+const HASHED_LEN: usize = 1 + PREFIX.len() + 64 + 1;
 
 /// A pre-keyed HMAC-SHA256 state. Keying (two SHA-256 blocks of padding) happens once; each
 /// value then costs one clone of the state and the hash of the value itself, which matters
@@ -40,10 +40,10 @@ impl Salt {
         let mut mac = self.mac.clone();
         mac.update(input.as_bytes());
         let tag = mac.finalize().into_bytes();
-        let mut out = [0u8; HASHED_LEN];
-        out[..PREFIX.len()].copy_from_slice(PREFIX);
+        let mut out = [b'"'; HASHED_LEN];
+        out[1..=PREFIX.len()].copy_from_slice(PREFIX);
         // The output slice is exactly twice the 32-byte tag, so this cannot fail.
-        let _ = hex::encode_to_slice(tag, &mut out[PREFIX.len()..]);
+        let _ = hex::encode_to_slice(tag, &mut out[1 + PREFIX.len()..HASHED_LEN - 1]);
         Hashed(out)
     }
 }
@@ -54,13 +54,18 @@ impl fmt::Debug for Salt {
     }
 }
 
-/// One `hmac-sha256:<hex>` value.
+/// One `hmac-sha256:<hex>` value, kept between JSON quotes.
 pub(crate) struct Hashed([u8; HASHED_LEN]);
 
 impl Hashed {
     pub(crate) fn as_str(&self) -> &str {
         // Invariant: the buffer holds an ASCII prefix and ASCII hex digits.
-        std::str::from_utf8(&self.0).unwrap_or("hmac-sha256:")
+        std::str::from_utf8(&self.0[1..HASHED_LEN - 1]).unwrap_or("hmac-sha256:")
+    }
+
+    /// The value as a JSON string (with its quotes; nothing in it needs escaping).
+    pub(crate) fn quoted(&self) -> &[u8] {
+        &self.0
     }
 }
 
