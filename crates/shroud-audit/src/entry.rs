@@ -49,6 +49,40 @@ pub struct AuthInfo<'a> {
     pub token_ttl: u64,
 }
 
+/// The audit encoding of one immutable, shared response value, kept for the first device
+/// (salt) that encodes it. It holds only what the log holds (HMACs, keys, numbers), never a
+/// value in clear.
+#[derive(Default)]
+pub struct AuditMemo {
+    slot: std::sync::OnceLock<(u64, Box<[u8]>)>,
+}
+
+impl fmt::Debug for AuditMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditMemo")
+            .field("filled", &self.slot.get().is_some())
+            .finish()
+    }
+}
+
+impl AuditMemo {
+    /// Writes `v` HMAC'd: the kept bytes if they were made under `salt`, else encodes it
+    /// (keeping the result if nothing is kept yet).
+    fn encode(&self, out: &mut Vec<u8>, v: &Value, salt: &Salt) {
+        if let Some((id, bytes)) = self.slot.get() {
+            if *id == salt.id() {
+                out.extend_from_slice(bytes);
+                return;
+            }
+        }
+        let start = out.len();
+        hvalue(out, v, salt);
+        if self.slot.get().is_none() {
+            let _ = self.slot.set((salt.id(), out[start..].into()));
+        }
+    }
+}
+
 /// A token minted by this request (login, token create), as it appears in the response.
 #[derive(Clone, Copy, Default)]
 pub struct ResponseAuth<'a> {
@@ -95,6 +129,10 @@ pub struct Entry<'a> {
     pub request_data: Option<&'a Value>,
     /// Response `data`; every string leaf HMAC'd.
     pub response_data: Option<&'a Value>,
+    /// Where to keep `response_data`'s encoded form, when that value is shared by many
+    /// responses and never changes (a cached secret version): the first device to encode it
+    /// keeps its bytes there and reuses them instead of hashing every string again.
+    pub response_memo: Option<&'a AuditMemo>,
     /// A token minted by this request.
     pub response_auth: Option<ResponseAuth<'a>>,
     /// HTTP status of the response.
@@ -319,7 +357,10 @@ fn rest(out: &mut Vec<u8>, e: &Entry<'_>, salt: &Salt) {
             out.push(b'}');
         }
         if let Some(d) = e.response_data {
-            hvalue(o.key(b"data"), d, salt);
+            match e.response_memo {
+                Some(memo) => memo.encode(o.key(b"data"), d, salt),
+                None => hvalue(o.key(b"data"), d, salt),
+            }
         }
         out.push(b'}');
     }
@@ -747,6 +788,11 @@ mod tests {
             path: "sys/health",
             ..Entry::default()
         };
+        let memo = AuditMemo::default();
+        let memoized = Entry {
+            response_memo: Some(&memo),
+            ..response
+        };
         let other_data = json!({"other": "v"});
         let different = Entry {
             request_data: Some(&other_data),
@@ -764,6 +810,9 @@ mod tests {
             (base, Some(response)),
             (base, Some(different)),
             (bare, Some(base)),
+            // Filled by the first, reused by the second (same salt).
+            (base, Some(memoized)),
+            (base, Some(memoized)),
         ] {
             let mut got = Vec::new();
             let end = encode_lines(
@@ -789,6 +838,25 @@ mod tests {
                 assert_eq!(end, got.len());
             }
         }
+    }
+
+    #[test]
+    fn a_memo_filled_under_another_salt_is_not_used() {
+        let (a, b) = (
+            salt(),
+            Salt::new(&SecretBytes::from_slice(&[8; 32])).unwrap(),
+        );
+        let v = json!({"k": "secret"});
+        let memo = AuditMemo::default();
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        memo.encode(&mut first, &v, &a);
+        memo.encode(&mut second, &v, &b);
+        let mut direct = Vec::new();
+        hvalue(&mut direct, &v, &b);
+        assert_eq!(second, direct);
+        assert_ne!(first, second);
+        assert!(!String::from_utf8_lossy(&first).contains("secret"));
+        assert!(format!("{memo:?}").contains("filled: true"));
     }
 
     #[test]

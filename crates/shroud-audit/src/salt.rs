@@ -5,6 +5,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use shroud_core::SecretBytes;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Shortest salt accepted, in bytes. The server generates 32 random bytes per device.
 pub const MIN_SALT_LEN: usize = 16;
@@ -21,7 +22,12 @@ const HASHED_LEN: usize = 1 + PREFIX.len() + 64 + 1;
 #[derive(Clone)]
 pub(crate) struct Salt {
     mac: Hmac<Sha256>,
+    /// Unique per salt created in this process (clones share it): tells which salt an
+    /// [`crate::AuditMemo`] was filled under.
+    id: u64,
 }
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Salt {
     pub(crate) fn new(salt: &SecretBytes) -> Result<Salt, AuditError> {
@@ -32,7 +38,15 @@ impl Salt {
         // unwrap.
         let mac = Hmac::<Sha256>::new_from_slice(salt.expose())
             .map_err(|_| AuditError::SaltTooShort { min: MIN_SALT_LEN })?;
-        Ok(Salt { mac })
+        Ok(Salt {
+            mac,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// This salt's identity within the process.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// `hmac-sha256:<hex>` of `input`, in a stack buffer.

@@ -3,9 +3,12 @@
 //! Everything Vault-specific about the wire (envelope, `{"errors":[…]}`, 204, raw sys
 //! responses) is decided here and in `http.rs`, in one place.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use shroud_audit::AuditMemo;
 use shroud_core::SecretString;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Vault's logical operations, derived from the HTTP verb.
@@ -127,7 +130,7 @@ pub struct Logical {
     /// HTTP status (200 unless a handler says otherwise, e.g. 404 for a deleted KV version).
     pub status: Option<u16>,
     /// `data`.
-    pub data: Option<Value>,
+    pub data: Data,
     /// `auth`.
     pub auth: Option<AuthBlock>,
     /// `warnings`.
@@ -138,6 +141,87 @@ pub struct Logical {
     pub mount_type: &'static str,
     /// `wrap_info`: set only on a response-wrapping envelope, where every other field is empty.
     pub wrap_info: Option<WrapInfo>,
+}
+
+/// A response's `data`.
+#[derive(Default, Clone)]
+pub enum Data {
+    /// No data (`"data": null`).
+    #[default]
+    None,
+    /// Built for this response.
+    Owned(Value),
+    /// An immutable value shared by many responses (a cached secret version), with its JSON
+    /// already rendered and room for its audit form.
+    Shared(Arc<SharedData>),
+}
+
+impl Data {
+    /// The value, whichever way it is held.
+    pub fn as_value(&self) -> Option<&Value> {
+        match self {
+            Data::None => None,
+            Data::Owned(v) => Some(v),
+            Data::Shared(s) => Some(&s.value),
+        }
+    }
+
+    /// The value, owned (a shared one is cloned).
+    pub fn into_value(self) -> Option<Value> {
+        match self {
+            Data::None => None,
+            Data::Owned(v) => Some(v),
+            Data::Shared(s) => Some(s.value.clone()),
+        }
+    }
+
+    /// Where the audit devices may keep this value's encoded form (shared values only).
+    pub fn audit_memo(&self) -> Option<&AuditMemo> {
+        match self {
+            Data::Shared(s) => Some(&s.audit),
+            _ => None,
+        }
+    }
+}
+
+impl From<Option<Value>> for Data {
+    fn from(v: Option<Value>) -> Data {
+        v.map_or(Data::None, Data::Owned)
+    }
+}
+
+impl serde::Serialize for Data {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Data::None => s.serialize_none(),
+            Data::Owned(v) => v.serialize(s),
+            Data::Shared(d) => d.json.serialize(s),
+        }
+    }
+}
+
+/// See [`Data::Shared`].
+pub struct SharedData {
+    value: Value,
+    json: Box<RawValue>,
+    audit: AuditMemo,
+}
+
+impl SharedData {
+    /// Length of the rendered JSON.
+    pub fn json_len(&self) -> usize {
+        self.json.get().len()
+    }
+
+    /// Renders `value` once.
+    pub fn new(value: Value) -> Result<Arc<SharedData>, ApiError> {
+        let json = serde_json::value::to_raw_value(&value).map_err(|e| ApiError::internal(&e))?;
+        Ok(Arc::new(SharedData {
+            value,
+            json,
+            audit: AuditMemo::default(),
+        }))
+    }
 }
 
 /// The `wrap_info` object of a wrapped response (Vault's `logical.WrapInfo` as rendered by
@@ -165,7 +249,7 @@ impl Reply {
     /// An enveloped response with `data`.
     pub fn data(v: Value) -> Reply {
         Reply::Logical(Box::new(Logical {
-            data: Some(v),
+            data: Data::Owned(v),
             ..Default::default()
         }))
     }
@@ -173,7 +257,7 @@ impl Reply {
     /// An enveloped sys/* response (data duplicated at the top level).
     pub fn sys(v: Value) -> Reply {
         Reply::Logical(Box::new(Logical {
-            data: Some(v),
+            data: Data::Owned(v),
             sys_inject: true,
             mount_type: "system",
             ..Default::default()
@@ -226,7 +310,7 @@ impl std::fmt::Debug for Logical {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Logical")
             .field("status", &self.status)
-            .field("data", &shape(self.data.as_ref()))
+            .field("data", &shape(self.data.as_value()))
             .field("auth", &self.auth)
             .field("wrap_info", &self.wrap_info)
             .field("warnings", &self.warnings)

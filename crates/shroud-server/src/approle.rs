@@ -1142,7 +1142,7 @@ impl AppRole {
 
 fn reply(data: Value) -> Reply {
     Reply::Logical(Box::new(Logical {
-        data: Some(data),
+        data: crate::api::Data::Owned(data),
         mount_type: "approle",
         ..Default::default()
     }))

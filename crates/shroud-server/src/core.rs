@@ -361,6 +361,7 @@ impl Core {
             auth: Some(auth_info),
             request_data: body_value.as_ref(),
             response_data: None,
+            response_memo: None,
             response_auth: None,
             status: None,
             error: if allowed {
@@ -421,23 +422,30 @@ impl Core {
 
         // Response record: fail closed, so a secret is never returned unaudited.
         let wrapped;
-        let (resp_data, resp_auth, status, err_text) = match &result {
+        let (resp_data, resp_memo, resp_auth, status, err_text) = match &result {
             Ok(Reply::Logical(l)) => {
-                let data = match &l.wrap_info {
+                let (data, memo) = match &l.wrap_info {
                     Some(w) => {
                         wrapped = serde_json::json!({ "wrap_info": w });
-                        Some(&wrapped)
+                        (Some(&wrapped), None)
                     }
-                    None => l.data.as_ref(),
+                    None => (l.data.as_value(), l.data.audit_memo()),
                 };
-                (data, l.auth.as_ref(), l.status.unwrap_or(200), None)
+                (data, memo, l.auth.as_ref(), l.status.unwrap_or(200), None)
             }
-            Ok(Reply::Raw(s, v)) => (Some(v), None, *s, None),
-            Ok(Reply::NoContent) => (None, None, 204, None),
-            Err(e) => (e.data.as_ref(), None, e.status, Some(e.errors.join("; "))),
+            Ok(Reply::Raw(s, v)) => (Some(v), None, None, *s, None),
+            Ok(Reply::NoContent) => (None, None, None, 204, None),
+            Err(e) => (
+                e.data.as_ref(),
+                None,
+                None,
+                e.status,
+                Some(e.errors.join("; ")),
+            ),
         };
         log.kind = EntryType::Response;
         log.response_data = resp_data;
+        log.response_memo = resp_memo;
         log.response_auth = resp_auth.map(|a| ResponseAuth {
             client_token: a.client_token.expose(),
             accessor: &a.accessor,
@@ -618,7 +626,7 @@ fn is_token_create(req: &Request) -> bool {
 fn audited_data(l: &Logical) -> Option<Value> {
     match &l.wrap_info {
         Some(w) => Some(serde_json::json!({ "wrap_info": w })),
-        None => l.data.clone(),
+        None => l.data.as_value().cloned(),
     }
 }
 

@@ -56,7 +56,7 @@ pub fn error_response(e: &ApiError) -> Response {
 pub fn envelope(l: Logical, request_id: &str) -> Map<String, Value> {
     let mut m = Map::new();
     if l.sys_inject {
-        if let Some(Value::Object(d)) = &l.data {
+        if let Some(Value::Object(d)) = l.data.as_value() {
             for (k, v) in d {
                 m.insert(k.clone(), v.clone());
             }
@@ -66,7 +66,7 @@ pub fn envelope(l: Logical, request_id: &str) -> Map<String, Value> {
     m.insert("lease_id".into(), Value::from(""));
     m.insert("renewable".into(), Value::from(false));
     m.insert("lease_duration".into(), Value::from(0));
-    m.insert("data".into(), l.data.unwrap_or(Value::Null));
+    m.insert("data".into(), l.data.into_value().unwrap_or(Value::Null));
     m.insert(
         "wrap_info".into(),
         match l.wrap_info {
@@ -110,7 +110,7 @@ fn render(reply: Reply, request_id: &str, head: bool) -> Response {
                 lease_id: &'static str,
                 renewable: bool,
                 lease_duration: u64,
-                data: &'a Option<Value>,
+                data: &'a crate::api::Data,
                 wrap_info: &'a Option<crate::api::WrapInfo>,
                 warnings: Option<&'a [String]>,
                 auth: &'a Option<crate::api::AuthBlock>,
@@ -371,7 +371,7 @@ mod tests {
     #[test]
     fn fast_envelope_equals_envelope() {
         let make = || Logical {
-            data: Some(serde_json::json!({"k": "v", "n": [1, 2]})),
+            data: crate::api::Data::Owned(serde_json::json!({"k": "v", "n": [1, 2]})),
             auth: Some(crate::api::AuthBlock {
                 client_token: SecretString::from("hvs.tok"),
                 accessor: "acc".into(),

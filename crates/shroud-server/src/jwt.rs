@@ -722,7 +722,7 @@ impl JwtAuth {
 
     fn reply(&self, data: Value) -> Reply {
         Reply::Logical(Box::new(Logical {
-            data: Some(data),
+            data: crate::api::Data::Owned(data),
             mount_type: self.mount_type(),
             ..Default::default()
         }))

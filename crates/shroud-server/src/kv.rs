@@ -10,8 +10,8 @@
 //! metadata and data out of step.
 
 use crate::api::{
-    bool_field, duration_field, timestamp, uint_field, ApiError, ApiResult, Logical, Operation,
-    Reply, Request,
+    bool_field, duration_field, timestamp, uint_field, ApiError, ApiResult, Data, Logical,
+    Operation, Reply, Request, SharedData,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -95,6 +95,9 @@ const CACHE_ENTRY_MAX: usize = 16 * 1024;
 struct Cached {
     meta: Option<Arc<Metadata>>,
     versions: std::collections::HashMap<u64, Arc<Value>>,
+    /// Whole read replies (data and metadata, rendered) of live versions with no deletion
+    /// time, which only a write can change.
+    replies: std::collections::HashMap<u64, Arc<SharedData>>,
 }
 
 /// The read cache. Coherence: every write goes through [`KvEngine::commit`], which bumps
@@ -217,6 +220,16 @@ impl KvEngine {
         Ok(Some(data))
     }
 
+    /// A cached read reply for `version` of `key`.
+    fn reply_cached(&self, key: &str, version: u64) -> Option<Arc<SharedData>> {
+        self.cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys
+            .get(key)
+            .and_then(|c| c.replies.get(&version).cloned())
+    }
+
     fn lock_for(&self, key: &str) -> &tokio::sync::Mutex<()> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
@@ -309,6 +322,13 @@ impl crate::engine::Engine for KvEngine {
     }
 }
 
+fn shared_reply(data: Arc<SharedData>) -> Reply {
+    Reply::Logical(Box::new(Logical {
+        data: Data::Shared(data),
+        ..Default::default()
+    }))
+}
+
 impl KvEngine {
     async fn read_config(&self) -> ApiResult {
         let c = self.config().await?;
@@ -354,8 +374,9 @@ impl KvEngine {
         // Metadata and data are two reads: a burst of writes between them can prune the
         // version the metadata named. For "the current version" that is not a miss, so look
         // again (bounded); an explicitly asked-for version that was pruned is a 404.
+        let generation = self.generation();
         let mut attempts = 0;
-        let (data, md) = loop {
+        let (data, md, version, cacheable) = loop {
             attempts += 1;
             let Some(meta) = self.metadata_cached(key).await? else {
                 return Err(ApiError::not_found());
@@ -364,23 +385,40 @@ impl KvEngine {
             let Some(vm) = meta.versions.get(&version) else {
                 return Err(ApiError::not_found());
             };
-            let md = vm.json(Some(version), &meta.custom_metadata);
             if vm.destroyed || vm.is_deleted(now_nanos()) {
+                let md = vm.json(Some(version), &meta.custom_metadata);
                 // Vault answers 404 but keeps the envelope, so clients can tell deleted from
                 // absent.
                 return Ok(Reply::Logical(Box::new(Logical {
                     status: Some(404),
-                    data: Some(json!({"data": null, "metadata": md})),
+                    data: Data::Owned(json!({"data": null, "metadata": md})),
                     ..Default::default()
                 })));
             }
+            let cacheable = vm.deleted.is_none();
+            if cacheable {
+                if let Some(r) = self.reply_cached(key, version) {
+                    return Ok(shared_reply(r));
+                }
+            }
+            let md = vm.json(Some(version), &meta.custom_metadata);
             match self.version_cached(key, version).await? {
-                Some(data) => break (Value::clone(&data), md),
+                Some(data) => break (Value::clone(&data), md, version, cacheable),
                 None if asked.is_none() && attempts < 5 => continue,
                 None => return Err(ApiError::not_found()),
             }
         };
-        Ok(Reply::data(json!({"data": data, "metadata": md})))
+        let value = json!({"data": data, "metadata": md});
+        if !cacheable {
+            return Ok(Reply::data(value));
+        }
+        let shared = SharedData::new(value)?;
+        if shared.json_len() <= 2 * CACHE_ENTRY_MAX {
+            self.install(key, generation, |c| {
+                c.replies.insert(version, shared.clone());
+            });
+        }
+        Ok(shared_reply(shared))
     }
 
     fn check_cas(
@@ -762,7 +800,7 @@ impl KvEngine {
             return Ok(Reply::Logical(l));
         }
         let depth: usize = req.query("depth").and_then(|d| d.parse().ok()).unwrap_or(0);
-        let data = l.data.unwrap_or(Value::Null);
+        let data = l.data.into_value().unwrap_or(Value::Null);
         fn strip(v: &Value, depth: usize, level: usize) -> Value {
             match v {
                 Value::Object(m) if depth == 0 || level < depth => Value::Object(

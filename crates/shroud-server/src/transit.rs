@@ -880,7 +880,7 @@ fn valid_name(name: &str) -> bool {
 fn reply(data: Value, warnings: Vec<String>, status: Option<u16>) -> Reply {
     Reply::Logical(Box::new(crate::api::Logical {
         status,
-        data: Some(data),
+        data: crate::api::Data::Owned(data),
         warnings,
         mount_type: "transit",
         ..Default::default()

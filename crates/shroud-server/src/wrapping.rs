@@ -300,7 +300,7 @@ pub async fn lookup_unauthenticated(core: &Core, req: &Request) -> ApiResult {
         Err(e) => Err(e),
     };
     let (data, status, err) = match &result {
-        Ok(Reply::Logical(l)) => (l.data.clone(), 200, None),
+        Ok(Reply::Logical(l)) => (l.data.as_value().cloned(), 200, None),
         Ok(_) => (None, 200, None),
         Err(e) => (None, e.status, Some(e.errors.join("; "))),
     };

@@ -421,3 +421,88 @@ async fn read_cache_never_serves_a_stale_version() {
         t.await.unwrap();
     }
 }
+
+/// Reads of a live version are served from a cached, pre-rendered reply. Every change that
+/// shows in a read (new version, soft delete, undelete, destroy, custom metadata, deletion
+/// time) must show in the very next read, and in the one after it (served from the cache).
+#[tokio::test]
+async fn cached_read_replies_follow_every_change() {
+    let h = Harness::new().await;
+    let read_twice = |path: &'static str| {
+        let h = &h;
+        async move {
+            let a = h.root("GET", path, None).await;
+            let b = h.root("GET", path, None).await;
+            assert_eq!(a.status, b.status, "{} / {}", a.text(), b.text());
+            let (mut ja, mut jb) = (a.json(), b.json());
+            assert_ne!(ja["request_id"], jb["request_id"]);
+            ja["request_id"] = json!(null);
+            jb["request_id"] = json!(null);
+            assert_eq!(ja, jb, "a cached reply differs from a fresh one");
+            (a.status, ja)
+        }
+    };
+    h.root("POST", "secret/data/c", Some(json!({"data": {"v": 1}})))
+        .await;
+    let (s, j) = read_twice("secret/data/c").await;
+    assert_eq!((s, j["data"]["data"]["v"].clone()), (200, json!(1)));
+    h.root("POST", "secret/data/c", Some(json!({"data": {"v": 2}})))
+        .await;
+    let (_, j) = read_twice("secret/data/c").await;
+    assert_eq!(j["data"]["data"]["v"], 2);
+    assert_eq!(j["data"]["metadata"]["version"], 2);
+
+    let m = h
+        .root(
+            "POST",
+            "secret/metadata/c",
+            Some(json!({"custom_metadata": {"owner": "ops"}})),
+        )
+        .await;
+    assert_eq!(m.status, 204, "{}", m.text());
+    let (_, j) = read_twice("secret/data/c").await;
+    assert_eq!(j["data"]["metadata"]["custom_metadata"]["owner"], "ops");
+
+    let d = h.root("DELETE", "secret/data/c", None).await;
+    assert_eq!(d.status, 204);
+    let (s, j) = read_twice("secret/data/c").await;
+    assert_eq!(s, 404);
+    assert_eq!(j["data"]["data"], json!(null));
+    assert_ne!(j["data"]["metadata"]["deletion_time"], "");
+
+    let u = h
+        .root("POST", "secret/undelete/c", Some(json!({"versions": [2]})))
+        .await;
+    assert_eq!(u.status, 204);
+    let (s, j) = read_twice("secret/data/c").await;
+    assert_eq!((s, j["data"]["data"]["v"].clone()), (200, json!(2)));
+    assert_eq!(j["data"]["metadata"]["deletion_time"], "");
+
+    // An older version asked for explicitly is cached on its own.
+    let (_, j) = read_twice("secret/data/c?version=1").await;
+    assert_eq!(j["data"]["data"]["v"], 1);
+
+    let x = h
+        .root("POST", "secret/destroy/c", Some(json!({"versions": [2]})))
+        .await;
+    assert_eq!(x.status, 204);
+    let (s, j) = read_twice("secret/data/c").await;
+    assert_eq!(s, 404);
+    assert_eq!(j["data"]["metadata"]["destroyed"], true);
+
+    // A version with a deletion time in the future is live now and deleted later, with no
+    // write in between: it must never be answered from a cache.
+    h.root(
+        "POST",
+        "secret/metadata/t",
+        Some(json!({"delete_version_after": "1s"})),
+    )
+    .await;
+    h.root("POST", "secret/data/t", Some(json!({"data": {"v": 1}})))
+        .await;
+    let (s, _) = read_twice("secret/data/t").await;
+    assert_eq!(s, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (s, j) = read_twice("secret/data/t").await;
+    assert_eq!(s, 404, "{j}");
+}
