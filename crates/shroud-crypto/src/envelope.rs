@@ -29,7 +29,7 @@ pub(crate) const VERSION: u8 = 1;
 /// Version byte plus the big-endian term.
 pub(crate) const HEADER_LEN: usize = 5;
 /// AES-GCM nonce length.
-pub(crate) const NONCE_LEN: usize = 12;
+pub(crate) const NONCE_LEN: usize = crate::nonce::NONCE_LEN;
 /// AES-GCM tag length.
 pub(crate) const TAG_LEN: usize = 16;
 /// Bytes an envelope adds to its plaintext.
@@ -66,8 +66,7 @@ pub(crate) fn seal(
     plaintext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
     let header = header(term);
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce).map_err(CryptoError::Rng)?;
+    let nonce = crate::nonce::nonce()?;
 
     // The plaintext is copied into the output buffer and encrypted in place; the buffer is
     // Zeroizing so that, if encryption fails, no plaintext copy is left in freed memory.

@@ -40,11 +40,13 @@ mod envelope;
 mod error;
 mod keyfile;
 mod keyring;
+mod nonce;
 mod seal;
 
 pub use barrier::{Barrier, BarrierOp, KeyStatus};
 pub use error::CryptoError;
 pub use keyfile::{generate_unseal_key, read_key_file, write_key_file};
+pub use nonce::{nonce, NONCE_LEN};
 pub use seal::{InitResult, SealManager, SealStatus, SHARE_LEN, UNSEAL_KEY_LEN};
 
 /// Storage key of the root key, encrypted under the unseal key.

@@ -64,7 +64,7 @@ const MAX_RANDOM_BYTES: u64 = 128 * 1024;
 const MAX_CACHED_KEYS: usize = 4096;
 /// Vault's floor for `auto_rotate_period` (other than 0 = off).
 const MIN_AUTO_ROTATE_SECS: u64 = 3600;
-const NONCE_LEN: usize = 12;
+const NONCE_LEN: usize = shroud_crypto::NONCE_LEN;
 const TAG_LEN: usize = 16;
 const HMAC_KEY_LEN: usize = 32;
 
@@ -425,7 +425,11 @@ impl Policy {
         let ver = self.encryption_version(requested)?;
         let key = self.key_for(ver, context)?;
         let blob = seal(self.key_type, key.bytes(), aad, plaintext)?;
-        Ok((format!("vault:v{ver}:{}", B64.encode(&blob)), ver))
+        let mut out = String::with_capacity(12 + blob.len().div_ceil(3) * 4);
+        // Writing to a String cannot fail.
+        let _ = std::fmt::Write::write_fmt(&mut out, format_args!("vault:v{ver}:"));
+        B64.encode_string(&blob, &mut out);
+        Ok((out, ver))
     }
 
     fn decrypt(
@@ -613,10 +617,9 @@ fn parse_versioned<'a>(value: &'a str, what: &str) -> Result<(u64, &'a str), Tra
 
 /// AEAD-encrypts with a fresh random nonce: `nonce ‖ ciphertext ‖ tag` (Go's GCM layout).
 fn seal(kt: KeyType, key: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, TransitError> {
-    let mut nonce = [0u8; NONCE_LEN];
     // A random 96-bit nonce per message, as Vault; with 2^32 messages per key version the
     // collision probability stays below 2^-32 (NIST SP 800-38D), and rotation resets the count.
-    getrandom::fill(&mut nonce).map_err(internal)?;
+    let nonce = shroud_crypto::nonce().map_err(internal)?;
     let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
