@@ -126,7 +126,7 @@ pub struct Entry<'a> {
     /// The caller, if authenticated.
     pub auth: Option<AuthInfo<'a>>,
     /// Request body or query; every string leaf HMAC'd, structure kept.
-    pub request_data: Option<&'a Value>,
+    pub request_data: Option<&'a Map<String, Value>>,
     /// Response `data`; every string leaf HMAC'd.
     pub response_data: Option<&'a Value>,
     /// Where to keep `response_data`'s encoded form, when that value is shared by many
@@ -215,22 +215,19 @@ pub(crate) fn encode_lines(
 }
 
 fn check_entry(entry: &Entry<'_>) -> Result<(), AuditError> {
-    for v in [entry.request_data, entry.response_data]
-        .into_iter()
-        .flatten()
-    {
-        check_depth(v)?;
-    }
-    for m in [
+    // Every map below sits at depth 1, as the request data object does.
+    let maps = [
+        entry.request_data,
         entry.auth.and_then(|a| a.metadata),
         entry.response_auth.and_then(|a| a.metadata),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    ];
+    for m in maps.into_iter().flatten() {
         for v in m.values() {
-            check_depth(v)?;
+            check_depth(v, 2)?;
         }
+    }
+    if let Some(v) = entry.response_data {
+        check_depth(v, 1)?;
     }
     Ok(())
 }
@@ -317,7 +314,7 @@ fn auth_and_request(out: &mut Vec<u8>, e: &Entry<'_>, salt: &Salt) {
     o.key(b"namespace").extend_from_slice(b"{\"id\":\"root\"}");
     string(o.key(b"path"), e.path);
     if let Some(d) = e.request_data {
-        hvalue(o.key(b"data"), d, salt);
+        hmap(o.key(b"data"), d, salt);
     }
     if let Some(r) = e.remote_address {
         string(o.key(b"remote_address"), r);
@@ -462,19 +459,17 @@ fn hmap(out: &mut Vec<u8>, m: &Map<String, Value>, salt: &Salt) {
 }
 
 /// Depth check without recursion, so hostile nesting cannot overflow the stack here either.
-fn check_depth(v: &Value) -> Result<(), AuditError> {
-    let mut stack: Vec<(&Value, usize)> = vec![(v, 1)];
-    while let Some((v, depth)) = stack.pop() {
-        if depth > MAX_DEPTH {
-            return Err(AuditError::TooDeep { max: MAX_DEPTH });
-        }
-        match v {
-            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|i| (i, depth + 1))),
-            _ => {}
-        }
+/// Refuses values nested deeper than [`MAX_DEPTH`] (`depth` is `v`'s own level). Recursion is
+/// bounded by the limit itself, so it needs no heap stack.
+fn check_depth(v: &Value, depth: usize) -> Result<(), AuditError> {
+    if depth > MAX_DEPTH {
+        return Err(AuditError::TooDeep { max: MAX_DEPTH });
     }
-    Ok(())
+    match v {
+        Value::Array(items) => items.iter().try_for_each(|i| check_depth(i, depth + 1)),
+        Value::Object(map) => map.values().try_for_each(|i| check_depth(i, depth + 1)),
+        _ => Ok(()),
+    }
 }
 
 /// The serde-based encoder this module's hand-written one replaced, kept as the reference the
@@ -492,23 +487,7 @@ mod reference {
         salt: &Salt,
         time: &str,
     ) -> Result<(), AuditError> {
-        for v in [entry.request_data, entry.response_data]
-            .into_iter()
-            .flatten()
-        {
-            super::check_depth(v)?;
-        }
-        for m in [
-            entry.auth.and_then(|a| a.metadata),
-            entry.response_auth.and_then(|a| a.metadata),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            for v in m.values() {
-                super::check_depth(v)?;
-            }
-        }
+        super::check_entry(entry)?;
         // The caller's token and accessor appear twice per line (auth and request): hash once.
         let token_h = entry.client_token.map(|t| salt.hash(t));
         let accessor_h = entry.client_token_accessor.map(|t| salt.hash(t));
@@ -534,7 +513,7 @@ mod reference {
                 client_token_accessor: accessor_h.as_ref().map(|h| h.as_str()),
                 namespace: Namespace { id: "root" },
                 path: entry.path,
-                data: entry.request_data.map(|v| HValue(v, salt)),
+                data: entry.request_data.map(|m| HMap(m, salt)),
                 remote_address: entry.remote_address,
             },
             response: (entry.kind == EntryType::Response).then(|| ResponseOut {
@@ -615,7 +594,7 @@ mod reference {
         namespace: Namespace,
         path: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
-        data: Option<HValue<'a>>,
+        data: Option<HMap<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         remote_address: Option<&'a str>,
     }
@@ -722,8 +701,9 @@ mod tests {
         for _ in 0..MAX_DEPTH {
             v = json!([v]);
         }
+        let v = json!({ "a": v });
         let entry = Entry {
-            request_data: Some(&v),
+            request_data: v.as_object(),
             ..Entry::default()
         };
         let mut out = Vec::new();
@@ -731,6 +711,36 @@ mod tests {
             encode_lines(&mut out, &entry, None, &salt(), "t"),
             Err(AuditError::TooDeep { .. })
         ));
+    }
+
+    #[test]
+    fn depth_limit_is_exact_for_request_and_response_data() {
+        // `levels` nested arrays under the top-level object: the innermost leaf sits at
+        // depth levels + 2 (object = 1, its value = 2).
+        let nested = |levels: usize| {
+            let mut v = json!("leaf");
+            for _ in 0..levels {
+                v = json!([v]);
+            }
+            json!({ "a": v })
+        };
+        let ok = nested(MAX_DEPTH - 2);
+        let deep = nested(MAX_DEPTH - 1);
+        for (v, fine) in [(&ok, true), (&deep, false)] {
+            let as_request = Entry {
+                request_data: v.as_object(),
+                ..Entry::default()
+            };
+            let as_response = Entry {
+                kind: EntryType::Response,
+                response_data: Some(v),
+                ..Entry::default()
+            };
+            for e in [&as_request, &as_response] {
+                let r = encode_lines(&mut Vec::new(), e, None, &salt(), "t");
+                assert_eq!(r.is_ok(), fine, "{r:?}");
+            }
+        }
     }
 
     /// Byte-for-byte what the serde encoder wrote, for single records and pairs, with and
@@ -762,7 +772,7 @@ mod tests {
                 metadata: Some(&meta),
                 token_ttl: 3600,
             }),
-            request_data: Some(&data),
+            request_data: data.as_object(),
             ..Entry::default()
         };
         let response = Entry {
@@ -795,7 +805,7 @@ mod tests {
         };
         let other_data = json!({"other": "v"});
         let different = Entry {
-            request_data: Some(&other_data),
+            request_data: other_data.as_object(),
             ..response
         };
         let expect = |e: &Entry<'_>| {
@@ -864,7 +874,7 @@ mod tests {
         let data = json!({"password": "hunter2"});
         let e = Entry {
             client_token: Some("hvs.SECRETTOKEN"),
-            request_data: Some(&data),
+            request_data: data.as_object(),
             response_auth: Some(ResponseAuth {
                 client_token: "hvs.NEWTOKEN",
                 ..ResponseAuth::default()

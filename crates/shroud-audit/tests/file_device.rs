@@ -37,7 +37,7 @@ fn log_n(dev: &FileDevice, from: usize, n: usize) {
             operation: "update",
             path: "secret/data/app",
             client_token: Some("hvs.SECRETTOKEN"),
-            request_data: Some(&data),
+            request_data: data.as_object(),
             ..Entry::default()
         })
         .unwrap();
@@ -79,7 +79,7 @@ fn full_entry_never_contains_a_secret() {
         client_token: Some("hvs.SECRETTOKEN"),
         client_token_accessor: Some("accessor-SECRET"),
         auth: Some(auth),
-        request_data: Some(&data),
+        request_data: data.as_object(),
         ..Entry::default()
     };
     dev.log(&request).unwrap();
@@ -445,7 +445,7 @@ fn concurrent_writers_keep_lines_whole_and_chained() {
                         request_id: &id,
                         operation: "update",
                         path: "secret/data/x",
-                        request_data: Some(&big),
+                        request_data: big.as_object(),
                         ..Entry::default()
                     })
                     .unwrap();
@@ -474,7 +474,7 @@ fn too_deep_data_is_refused_not_logged() {
     }
     let err = dev
         .log(&Entry {
-            request_data: Some(&v),
+            request_data: v.as_object(),
             ..Entry::default()
         })
         .unwrap_err();

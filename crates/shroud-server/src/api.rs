@@ -42,7 +42,7 @@ impl Operation {
 /// One API request after HTTP parsing.
 pub struct Request {
     /// Random id, echoed as `request_id` and in the audit log.
-    pub id: String,
+    pub id: RequestId,
     /// The logical operation.
     pub op: Operation,
     /// Percent-decoded path after `/v1/`, without leading slash.
@@ -59,6 +59,33 @@ pub struct Request {
     pub wrap_ttl: Option<Duration>,
     /// True for HEAD (only `sys/health` answers it).
     pub head: bool,
+}
+
+/// A peer's IP address as text, formatted on the stack (the audit log records it for every
+/// request). The longest IPv6 text, with an embedded IPv4 part, is 45 bytes.
+pub struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    /// The text of `addr`'s IP.
+    pub fn of(addr: SocketAddr) -> IpText {
+        use std::io::Write;
+        let mut buf = [0u8; 48];
+        let len = {
+            let mut w: &mut [u8] = &mut buf;
+            // Fits: see above. A failure would leave a truncated address, never a panic.
+            let _ = write!(w, "{}", addr.ip());
+            48 - w.len()
+        };
+        IpText { buf, len }
+    }
+
+    /// The address text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
 }
 
 impl Request {
@@ -527,8 +554,9 @@ pub fn uuid() -> String {
 }
 
 /// A request id in UUID form: a random per-process prefix and a counter. Unique within the
-/// process and cheap (no syscall per request); it correlates log lines and is not a secret.
-pub fn request_id() -> String {
+/// process and cheap (no syscall, no allocation per request); it correlates log lines and is
+/// not a secret.
+pub fn request_id() -> RequestId {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static PREFIX: OnceLock<u64> = OnceLock::new();
@@ -540,11 +568,45 @@ pub fn request_id() -> String {
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let bytes: u128 = (u128::from(prefix) << 64) | u128::from(n);
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     uuid::Builder::from_u128(bytes)
         .with_version(uuid::Version::Random)
         .with_variant(uuid::Variant::RFC4122)
         .into_uuid()
-        .to_string()
+        .hyphenated()
+        .encode_lower(&mut text);
+    RequestId(text)
+}
+
+/// A request id's text (a hyphenated lowercase UUID), by value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestId([u8; uuid::fmt::Hyphenated::LENGTH]);
+
+impl RequestId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Invariant: lowercase hex digits and hyphens.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 #[cfg(test)]
@@ -557,7 +619,7 @@ mod debug_tests {
         let mut body = Map::new();
         body.insert("password".into(), json!("hunter2-body"));
         let req = Request {
-            id: "1".into(),
+            id: request_id(),
             op: Operation::Update,
             path: "secret/data/x".into(),
             query: vec![("version".into(), "q-secret".into())],
@@ -580,6 +642,26 @@ mod debug_tests {
         let d = format!("{reply:?} {raw:?}");
         for secret in ["data-secret", "root-secret", "share-secret"] {
             assert!(!d.contains(secret), "{d}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod ip_text_tests {
+    use super::IpText;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn formats_like_display() {
+        for a in [
+            "127.0.0.1:8200",
+            "[::1]:1",
+            "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+            "[::ffff:255.255.255.255]:9",
+            "[fe80::1:2:3:4]:80",
+        ] {
+            let addr: SocketAddr = a.parse().unwrap();
+            assert_eq!(IpText::of(addr).as_str(), addr.ip().to_string());
         }
     }
 }

@@ -300,17 +300,23 @@ impl Core {
         }
         let active = self.active().ok_or_else(ApiError::sealed)?;
         crate::wrapping::precheck(&active, &req).await?;
-        let remote = req.remote.map(|a| a.ip().to_string());
+        let remote = req.remote.map(crate::api::IpText::of);
         let target = self.target(&active, &req.path);
         if let Ok(Target::Auth(m, n)) = &target {
             let rel = req.path.get(*n..).unwrap_or("");
             if m.engine.is_login(rel, req.op) {
                 return self
-                    .login(&active, m.clone(), rel, &req, remote.as_deref())
+                    .login(
+                        &active,
+                        m.clone(),
+                        rel,
+                        &req,
+                        remote.as_ref().map(|r| r.as_str()),
+                    )
                     .await;
             }
         }
-        let Some(token) = req.token.clone() else {
+        let Some(token) = req.token.as_ref() else {
             return Err(ApiError::permission_denied());
         };
         let Some(entry) = active.tokens.lookup(token.expose()).await? else {
@@ -322,7 +328,7 @@ impl Core {
         // token can do far worse than mint tokens quickly.
         if is_token_create(&req) && !entry.is_root() {
             if let Some(e) = self
-                .over_limit(&active, &req, "token", remote.as_deref())
+                .over_limit(&active, &req, "token", remote.as_ref().map(|r| r.as_str()))
                 .await
             {
                 return Err(e);
@@ -348,18 +354,17 @@ impl Core {
             metadata: Some(&entry.meta),
             token_ttl: entry.ttl_left(crate::token::now_secs()),
         };
-        let body_value = req.body.as_ref().map(|b| Value::Object(b.clone()));
         let mut log = Entry {
             kind: EntryType::Request,
             request_id: &req.id,
             operation: req.op.as_str(),
             path: &req.path,
             mount_type: Some(mount_type),
-            remote_address: remote.as_deref(),
+            remote_address: remote.as_ref().map(|r| r.as_str()),
             client_token: Some(token.expose()),
             client_token_accessor: (!entry.accessor.is_empty()).then_some(entry.accessor.as_str()),
             auth: Some(auth_info),
-            request_data: body_value.as_ref(),
+            request_data: req.body.as_ref(),
             response_data: None,
             response_memo: None,
             response_auth: None,
@@ -405,15 +410,16 @@ impl Core {
             return Err(ApiError::permission_denied());
         }
         let last_use = active.tokens.use_once(&entry).await?;
-        let caller = Caller {
+        // Only sys and the token backend look at the caller; engines see the request alone.
+        let caller = || Caller {
             entry: entry.clone(),
             token: token.clone(),
             acl,
             sudo,
         };
         let result = match &target {
-            Target::Sys => crate::sys::handle(self, &active, &caller, &req).await,
-            Target::Token => crate::token_api::handle(&active, &caller, &req).await,
+            Target::Sys => crate::sys::handle(self, &active, &caller(), &req).await,
+            Target::Token => crate::token_api::handle(&active, &caller(), &req).await,
             Target::Mount(m, _) | Target::Auth(m, _) => {
                 m.engine.handle(target.rel(&req.path), &req).await
             }
@@ -533,7 +539,6 @@ impl Core {
         {
             return Err(e);
         }
-        let body_value = req.body.as_ref().map(|b| Value::Object(b.clone()));
         let mut log = Entry {
             kind: EntryType::Request,
             request_id: &req.id,
@@ -541,7 +546,7 @@ impl Core {
             path: &req.path,
             mount_type: Some(m.entry.kind.as_str()),
             remote_address: remote,
-            request_data: body_value.as_ref(),
+            request_data: req.body.as_ref(),
             ..Default::default()
         };
         let devices = active.audit.all();

@@ -200,12 +200,22 @@ fn token_from(headers: &HeaderMap) -> Option<SecretString> {
 }
 
 async fn entry(State(core): State<Arc<Core>>, req: axum::extract::Request) -> Response {
-    handle(core, req).await
+    let peer = req.extensions().get::<Peer>().map(|p| p.0);
+    handle(core, req, peer).await
 }
 
-/// Handles one HTTP request. The connection loop calls this directly (no routing layer is
-/// needed: every path goes here); in-process tests go through [`router`], which wraps it.
-pub async fn handle(core: Arc<Core>, req: axum::extract::Request) -> Response {
+/// Handles one HTTP request from `peer`. The connection loop calls this directly with hyper's
+/// body (no routing layer is needed: every path goes here); in-process tests go through
+/// [`router`], which wraps it and takes the peer from a [`Peer`] extension.
+pub async fn handle<B>(
+    core: Arc<Core>,
+    req: axum::http::Request<B>,
+    peer: Option<SocketAddr>,
+) -> Response
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (parts, body) = req.into_parts();
     let request_id = crate::api::request_id();
     let Some(raw_path) = parts.uri.path().strip_prefix("/v1/") else {
@@ -267,8 +277,8 @@ pub async fn handle(core: Arc<Core>, req: axum::extract::Request) -> Response {
             return error_response(&ApiError::new(413, "request body too large"));
         }
     }
-    let bytes: Bytes = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
+    let bytes: Bytes = match read_body(body).await {
+        Ok(b) => b,
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
@@ -314,9 +324,9 @@ pub async fn handle(core: Arc<Core>, req: axum::extract::Request) -> Response {
             ));
         }
     }
-    let remote = parts.extensions.get::<Peer>().map(|p| p.0);
+    let remote = peer;
     let req = Request {
-        id: request_id.clone(),
+        id: request_id,
         op,
         path,
         query,
@@ -330,6 +340,37 @@ pub async fn handle(core: Arc<Core>, req: axum::extract::Request) -> Response {
         Ok(reply) => render(reply, &request_id, head),
         Err(e) => error_response(&e),
     }
+}
+
+/// The whole body, at most [`MAX_BODY`] bytes. A body that arrives in one frame (the usual
+/// case) is passed on as is, without copying.
+async fn read_body<B>(body: B) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut body = std::pin::pin!(http_body_util::Limited::new(body, MAX_BODY));
+    let mut first: Option<Bytes> = None;
+    let mut more: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers
+        };
+        match &first {
+            None => first = Some(data),
+            Some(f) => {
+                if more.is_empty() {
+                    more.extend_from_slice(f);
+                }
+                more.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(if more.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        Bytes::from(more)
+    })
 }
 
 #[cfg(test)]

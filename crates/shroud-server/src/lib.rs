@@ -376,17 +376,13 @@ pub async fn serve(
         let core = core.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(http::Peer(peer));
+            let svc =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let core = core.clone();
                     async move {
-                        Ok::<_, std::convert::Infallible>(
-                            http::handle(core, req.map(axum::body::Body::new)).await,
-                        )
+                        Ok::<_, std::convert::Infallible>(http::handle(core, req, Some(peer)).await)
                     }
-                },
-            );
+                });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

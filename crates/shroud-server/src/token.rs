@@ -370,9 +370,17 @@ impl TokenStore {
 
     /// The storage hash of a token.
     pub fn hash(&self, token: &str) -> String {
+        self.hash_hex(token).as_str().to_owned()
+    }
+
+    /// [`Self::hash`] on the stack, for the per-request lookup.
+    fn hash_hex(&self, token: &str) -> HexHash {
         let mut m = self.mac.clone();
         m.update(token.as_bytes());
-        hex::encode(m.finalize().into_bytes())
+        let mut out = [0u8; 64];
+        // The output is exactly twice the 32-byte tag, so this cannot fail.
+        let _ = hex::encode_to_slice(m.finalize().into_bytes(), &mut out);
+        HexHash(out)
     }
 
     async fn load_entry(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, ApiError> {
@@ -419,12 +427,13 @@ impl TokenStore {
         if token.starts_with(BATCH_PREFIX) {
             return self.lookup_batch(token).await;
         }
-        let hash = self.hash(token);
-        let Some(e) = self.load_entry(&hash).await? else {
+        let hash = self.hash_hex(token);
+        let hash = hash.as_str();
+        let Some(e) = self.load_entry(hash).await? else {
             return Ok(None);
         };
         if e.expired(now_secs()) {
-            self.revoke_tree(&hash).await?;
+            self.revoke_tree(hash).await?;
             return Ok(None);
         }
         if e.exhausted {
@@ -1021,5 +1030,15 @@ impl TokenStore {
             .into_iter()
             .map(|k| k[ACCESSOR_PREFIX.len()..].to_owned())
             .collect())
+    }
+}
+
+/// A token's storage hash as 64 lowercase hex digits.
+struct HexHash([u8; 64]);
+
+impl HexHash {
+    fn as_str(&self) -> &str {
+        // Invariant: hex digits only.
+        std::str::from_utf8(&self.0).unwrap_or("")
     }
 }

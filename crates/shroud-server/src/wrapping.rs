@@ -277,17 +277,16 @@ pub async fn lookup_unauthenticated(core: &Core, req: &Request) -> ApiResult {
         return Err(ApiError::unsupported_operation());
     }
     let active = core.active().ok_or_else(ApiError::sealed)?;
-    let remote = req.remote.map(|a| a.ip().to_string());
-    let body = req.body.as_ref().map(|b| Value::Object(b.clone()));
+    let remote = req.remote.map(crate::api::IpText::of);
     let mut log = Entry {
         kind: EntryType::Request,
         request_id: &req.id,
         operation: req.op.as_str(),
         path: &req.path,
         mount_type: Some("system"),
-        remote_address: remote.as_deref(),
+        remote_address: remote.as_ref().map(|r| r.as_str()),
         client_token: req.token.as_ref().map(|t| t.expose()),
-        request_data: body.as_ref(),
+        request_data: req.body.as_ref(),
         ..Default::default()
     };
     let devices = active.audit.all();
@@ -318,7 +317,7 @@ mod tests {
 
     fn req(op: Operation, path: &str) -> Request {
         Request {
-            id: "r".into(),
+            id: crate::api::request_id(),
             op,
             path: path.into(),
             query: vec![],
