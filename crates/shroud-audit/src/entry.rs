@@ -7,7 +7,7 @@
 //! policies, display names, the remote address and error messages.
 
 use crate::error::AuditError;
-use crate::salt::Salt;
+use crate::salt::{Hashed, Salt};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -83,6 +83,50 @@ impl AuditMemo {
     }
 }
 
+/// The audit encoding of a caller (a stored token): its token's and accessor's HMACs and the
+/// `auth` object up to its last, per-request field (`token_ttl`), kept for the first device
+/// (salt) that encodes it. The server keeps one on each cached token entry, so a token that
+/// makes many requests is hashed and encoded once rather than on every request.
+///
+/// It must only be passed with the entry it was filled for: the same client token, accessor,
+/// display name, policies, metadata and token type. It holds only what the log holds.
+/// Clones start empty (a cloned token entry is usually about to be changed), and it compares
+/// equal to any other memo, so it never affects the equality of what holds it.
+#[derive(Default)]
+pub struct CallerMemo {
+    slot: std::sync::OnceLock<CallerCache>,
+}
+
+#[derive(Clone)]
+struct CallerCache {
+    salt_id: u64,
+    token: Option<Hashed>,
+    accessor: Option<Hashed>,
+    /// `,"auth":{…,"token_type":"…"` without `token_ttl` and the closing brace; empty when the
+    /// entry has no `auth`.
+    auth_head: Box<[u8]>,
+}
+
+impl Clone for CallerMemo {
+    fn clone(&self) -> Self {
+        CallerMemo::default()
+    }
+}
+
+impl PartialEq for CallerMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for CallerMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallerMemo")
+            .field("filled", &self.slot.get().is_some())
+            .finish()
+    }
+}
+
 /// A token minted by this request (login, token create), as it appears in the response.
 #[derive(Clone, Copy, Default)]
 pub struct ResponseAuth<'a> {
@@ -133,6 +177,8 @@ pub struct Entry<'a> {
     /// responses and never changes (a cached secret version): the first device to encode it
     /// keeps its bytes there and reuses them instead of hashing every string again.
     pub response_memo: Option<&'a AuditMemo>,
+    /// Where to keep the caller's encoded token, accessor and `auth` (see [`CallerMemo`]).
+    pub caller_memo: Option<&'a CallerMemo>,
     /// A token minted by this request.
     pub response_auth: Option<ResponseAuth<'a>>,
     /// HTTP status of the response.
@@ -274,27 +320,27 @@ fn head(out: &mut Vec<u8>, time: &str, kind: EntryType) {
 
 /// `,"auth":{…}` (if any) and `,"request":{…}`.
 fn auth_and_request(out: &mut Vec<u8>, e: &Entry<'_>, salt: &Salt) {
-    // The caller's token and accessor appear twice (auth and request): hash once.
-    let token = e.client_token.map(|t| salt.hash(t));
-    let accessor = e.client_token_accessor.map(|t| salt.hash(t));
+    let kept = e
+        .caller_memo
+        .and_then(|m| m.slot.get())
+        .filter(|c| c.salt_id == salt.id());
+    let own;
+    let caller = match kept {
+        Some(c) => c,
+        None => {
+            own = encode_caller(e, salt);
+            // Kept only if nothing is yet (another device's salt may have filled it first).
+            if let Some(m) = e.caller_memo {
+                let _ = m.slot.set(own.clone());
+            }
+            &own
+        }
+    };
+    let (token, accessor) = (&caller.token, &caller.accessor);
     if let Some(a) = &e.auth {
-        out.extend_from_slice(b",\"auth\":{");
-        let mut o = Obj::new(out);
-        if let Some(t) = &token {
-            o.key(b"client_token").extend_from_slice(t.quoted());
-        }
-        if let Some(t) = &accessor {
-            o.key(b"accessor").extend_from_slice(t.quoted());
-        }
-        string(o.key(b"display_name"), a.display_name);
-        strings(o.key(b"policies"), a.policies);
-        strings(o.key(b"token_policies"), a.policies);
-        if let Some(m) = a.metadata {
-            hmap(o.key(b"metadata"), m, salt);
-        }
-        o.key(b"entity_id").extend_from_slice(b"\"\"");
-        string(o.key(b"token_type"), a.token_type);
-        number(o.key(b"token_ttl"), a.token_ttl);
+        out.extend_from_slice(&caller.auth_head);
+        out.extend_from_slice(b",\"token_ttl\":");
+        number(out, a.token_ttl);
         out.push(b'}');
     }
     out.extend_from_slice(b",\"request\":{");
@@ -320,6 +366,38 @@ fn auth_and_request(out: &mut Vec<u8>, e: &Entry<'_>, salt: &Salt) {
         string(o.key(b"remote_address"), r);
     }
     out.push(b'}');
+}
+
+/// The caller's parts of a record that do not change from request to request.
+fn encode_caller(e: &Entry<'_>, salt: &Salt) -> CallerCache {
+    // The token and accessor appear twice (auth and request): hash once.
+    let token = e.client_token.map(|t| salt.hash(t));
+    let accessor = e.client_token_accessor.map(|t| salt.hash(t));
+    let mut out = Vec::new();
+    if let Some(a) = &e.auth {
+        out.extend_from_slice(b",\"auth\":{");
+        let mut o = Obj::new(&mut out);
+        if let Some(t) = &token {
+            o.key(b"client_token").extend_from_slice(t.quoted());
+        }
+        if let Some(t) = &accessor {
+            o.key(b"accessor").extend_from_slice(t.quoted());
+        }
+        string(o.key(b"display_name"), a.display_name);
+        strings(o.key(b"policies"), a.policies);
+        strings(o.key(b"token_policies"), a.policies);
+        if let Some(m) = a.metadata {
+            hmap(o.key(b"metadata"), m, salt);
+        }
+        o.key(b"entity_id").extend_from_slice(b"\"\"");
+        string(o.key(b"token_type"), a.token_type);
+    }
+    CallerCache {
+        salt_id: salt.id(),
+        token,
+        accessor,
+        auth_head: out.into(),
+    }
 }
 
 /// `,"response":{…}` (response records) and `,"error":…`.
@@ -808,6 +886,26 @@ mod tests {
             request_data: other_data.as_object(),
             ..response
         };
+        // A caller memo, filled by the first record that carries it and reused after, also
+        // when only the per-request token_ttl differs.
+        let caller = CallerMemo::default();
+        let base_cm = Entry {
+            caller_memo: Some(&caller),
+            ..base
+        };
+        let response_cm = Entry {
+            caller_memo: Some(&caller),
+            ..response
+        };
+        let later_cm = Entry {
+            auth: base.auth.map(|a| AuthInfo { token_ttl: 5, ..a }),
+            ..base_cm
+        };
+        let bare_memo = CallerMemo::default();
+        let bare_cm = Entry {
+            caller_memo: Some(&bare_memo),
+            ..bare
+        };
         let expect = |e: &Entry<'_>| {
             let mut v = Vec::new();
             reference::encode(&mut v, e, &s, "2026-11-23T10:00:00.5Z").unwrap();
@@ -823,6 +921,12 @@ mod tests {
             // Filled by the first, reused by the second (same salt).
             (base, Some(memoized)),
             (base, Some(memoized)),
+            (base_cm, None),
+            (base_cm, Some(response_cm)),
+            (later_cm, Some(response_cm)),
+            (response_cm, None),
+            (bare_cm, None),
+            (bare_cm, Some(bare_cm)),
         ] {
             let mut got = Vec::new();
             let end = encode_lines(
@@ -867,6 +971,54 @@ mod tests {
         assert_ne!(first, second);
         assert!(!String::from_utf8_lossy(&first).contains("secret"));
         assert!(format!("{memo:?}").contains("filled: true"));
+    }
+
+    #[test]
+    fn a_caller_memo_filled_under_another_salt_is_not_used() {
+        let (a, b) = (
+            salt(),
+            Salt::new(&SecretBytes::from_slice(&[8; 32])).unwrap(),
+        );
+        let policies = vec!["app".to_owned()];
+        let plain = Entry {
+            request_id: "r",
+            operation: "read",
+            path: "secret/data/x",
+            client_token: Some("hvs.SECRETTOKEN"),
+            client_token_accessor: Some("acc"),
+            auth: Some(AuthInfo {
+                display_name: "token",
+                policies: &policies,
+                token_type: "service",
+                metadata: None,
+                token_ttl: 7,
+            }),
+            ..Entry::default()
+        };
+        let memo = CallerMemo::default();
+        let with_memo = Entry {
+            caller_memo: Some(&memo),
+            ..plain
+        };
+        let encode = |e: &Entry<'_>, salt: &Salt| {
+            let mut out = Vec::new();
+            encode_lines(&mut out, e, None, salt, "t").unwrap();
+            out
+        };
+        let under_a = encode(&with_memo, &a);
+        assert!(format!("{memo:?}").contains("filled: true"));
+        let under_b = encode(&with_memo, &b);
+        assert_eq!(under_b, encode(&plain, &b));
+        assert_ne!(under_a, under_b);
+        assert_eq!(encode(&with_memo, &a), encode(&plain, &a));
+        let text = String::from_utf8_lossy(&under_a);
+        assert!(
+            !text.contains("SECRETTOKEN") && !text.contains("\"acc\""),
+            "{text}"
+        );
+        // Clones start empty and compare equal (they never change what holds them).
+        assert!(format!("{:?}", memo.clone()).contains("filled: false"));
+        assert!(memo == CallerMemo::default());
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod file;
 mod salt;
 mod verify;
 
-pub use entry::{AuditMemo, AuthInfo, Entry, EntryType, ResponseAuth, MAX_DEPTH};
+pub use entry::{AuditMemo, AuthInfo, CallerMemo, Entry, EntryType, ResponseAuth, MAX_DEPTH};
 pub use error::AuditError;
 pub use file::{FileDevice, Pending};
 pub use salt::MIN_SALT_LEN;

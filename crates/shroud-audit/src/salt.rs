@@ -69,6 +69,7 @@ impl fmt::Debug for Salt {
 }
 
 /// One `hmac-sha256:<hex>` value, kept between JSON quotes.
+#[derive(Clone)]
 pub(crate) struct Hashed([u8; HASHED_LEN]);
 
 impl Hashed {

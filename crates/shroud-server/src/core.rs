@@ -367,6 +367,9 @@ impl Core {
             request_data: req.body.as_ref(),
             response_data: None,
             response_memo: None,
+            // Everything the memo covers (token, accessor, display name, policies, metadata,
+            // token type) comes from `entry`, the entry this token resolved to.
+            caller_memo: Some(&entry.audit),
             response_auth: None,
             status: None,
             error: if allowed {

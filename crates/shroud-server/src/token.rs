@@ -91,6 +91,9 @@ pub struct TokenEntry {
     /// is revoked when that request completes (Vault's "tainted" state, `num_uses = -1`).
     #[serde(default)]
     pub exhausted: bool,
+    /// The audit encoding of this caller, kept while the entry is cached (never stored).
+    #[serde(skip)]
+    pub audit: shroud_audit::CallerMemo,
 }
 
 impl std::fmt::Debug for TokenEntry {
@@ -486,6 +489,7 @@ impl TokenStore {
             last_renewal: None,
             batch: true,
             exhausted: false,
+            audit: Default::default(),
         })))
     }
 
@@ -660,6 +664,7 @@ impl TokenStore {
             last_renewal: None,
             batch: false,
             exhausted: false,
+            audit: Default::default(),
         };
         let extra = vec![
             BarrierOp::Put(
@@ -852,6 +857,7 @@ impl TokenStore {
                 last_renewal: None,
                 batch: true,
                 exhausted: false,
+                audit: Default::default(),
             };
             return Ok((token, entry));
         }
@@ -894,6 +900,7 @@ impl TokenStore {
             last_renewal: None,
             batch: false,
             exhausted: false,
+            audit: Default::default(),
         };
         let mut extra = vec![BarrierOp::Put(
             format!("{ACCESSOR_PREFIX}{accessor}"),
