@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): the release server with a file audit device and a policy-limited
-# token, KV v2 reads and durable writes over HTTP keep-alive with 32 connections (wrk), next to
-# a trivial axum server returning the same JSON body, measured in the same run.
+# token, KV v2 reads, durable writes and transit encryption over HTTP keep-alive with 32
+# connections (wrk), next to a trivial axum server that answers the same requests with the same
+# JSON body, measured in the same run.
 #
-#   scripts/bench.sh [DURATION_SECONDS]      (default 10)
+#   scripts/bench.sh [SECONDS] [ROUNDS]      (defaults 10 and 5)
+#
+# Ratios come from ROUNDS rounds, each one run of the trivial server and one of shroud back to
+# back (SECONDS / 2 each, the order alternating), and are the median of the per-round ratios:
+# this VM's speed drifts by 15% and more within a minute, so runs far apart in time would
+# compare different machines. Writes run once for SECONDS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
+ROUNDS=${2:-5}
+HALF=$(( (DUR + 1) / 2 ))
 CONNS=32
 THREADS=2
 step() { printf '\n==> %s\n' "$*" >&2; }
@@ -44,12 +52,6 @@ TOKEN=$(api -X POST "$A/v1/auth/token/create" -d '{"policies":["bench"],"ttl":"2
 curl -fsS -H "X-Vault-Token: $TOKEN" -X POST "$A/v1/secret/data/bench/read" -d '{"data":{"password":"correct-horse-battery-staple","user":"app"}}' >/dev/null
 curl -fsS -H "X-Vault-Token: $TOKEN" "$A/v1/secret/data/bench/read" >"$work/body.json"
 
-TP=$(port)
-step "starting the trivial axum baseline on 127.0.0.1:$TP"
-./target/release/examples/trivial 127.0.0.1:$TP "$work/body.json" &
-pids+=($!)
-wait_up "http://127.0.0.1:$TP/"
-
 cat >"$work/write.lua" <<'LUA'
 counter = 0
 request = function()
@@ -64,55 +66,99 @@ cat >"$work/encrypt.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{"plaintext":"$PT"}'
 LUA
+curl -fsS -H "X-Vault-Token: $TOKEN" -X POST "$A/v1/transit/encrypt/bench" -d "{\"plaintext\":\"$PT\"}" >"$work/enc-body.json"
 python3 - "$work/batch.lua" <<'PY'
 import base64, json, os, sys
 items = [{"plaintext": base64.b64encode(os.urandom(64)).decode(), "reference": str(i)} for i in range(1000)]
 body = json.dumps({"batch_input": items})
 open(sys.argv[1], "w").write('wrk.method = "POST"\nwrk.body = [[' + body + ']]\n')
 PY
-rps() { awk '/Requests\/sec/ {print $2}'; }
-errs() { awk '/Non-2xx|Socket errors/ {print}'; }
 
-# Each phase starts from a quiet machine (the previous phase's dirty pages written back), and
-# each ratio is taken against a baseline measured right before it: this VM's speed drifts
-# over minutes, so one baseline at the start would compare phases run at different speeds.
+# Two baselines, each answering with the body of the shroud request it stands beside: the KV
+# read reply (to GETs) and a transit encrypt reply (to the same POSTs, body and all).
+TP=$(port); TE=$(port)
+step "starting the trivial axum baselines on 127.0.0.1:$TP (read reply) and 127.0.0.1:$TE (encrypt reply)"
+./target/release/examples/trivial 127.0.0.1:$TP "$work/body.json" &
+pids+=($!)
+./target/release/examples/trivial 127.0.0.1:$TE "$work/enc-body.json" &
+pids+=($!)
+wait_up "http://127.0.0.1:$TP/"
+wait_up "http://127.0.0.1:$TE/"
+
+rps() { awk '/Requests\/sec/ {print $2}'; }
+# A run with non-2xx answers measured something else: print them and stop. Socket errors
+# (wrk's 2 s timeouts) are reported and the run kept.
+checked() {
+  local name=$1 out
+  out=$(cat)
+  if grep -q 'Non-2xx' <<<"$out"; then
+    echo "non-2xx answers in the $name run:" >&2; grep 'Non-2xx' <<<"$out" >&2; exit 1
+  fi
+  if grep -q 'Socket errors' <<<"$out"; then
+    echo "warning: $name run: $(grep 'Socket errors' <<<"$out")" >&2
+  fi
+  rps <<<"$out"
+}
+# Each phase starts from a quiet machine (the previous phase's dirty pages written back).
 settle() { sync; sleep 2; }
+
+# rounds NAME BASELINE_ARGS -- SHROUD_ARGS: ROUNDS back-to-back pairs, order alternating;
+# writes "baseline shroud" per round to $work/NAME.rounds.
+rounds() {
+  local name=$1; shift
+  local base=() mine=()
+  while [ "$1" != "--" ]; do base+=("$1"); shift; done; shift
+  mine=("$@")
+  : >"$work/$name.rounds"
+  for r in $(seq 1 "$ROUNDS"); do
+    local b m
+    if (( r % 2 )); then
+      b=$(wrk -t$THREADS -c$CONNS -d${HALF}s "${base[@]}" | checked "$name baseline")
+      m=$(wrk -t$THREADS -c$CONNS -d${HALF}s "${mine[@]}" | checked "$name")
+    else
+      m=$(wrk -t$THREADS -c$CONNS -d${HALF}s "${mine[@]}" | checked "$name")
+      b=$(wrk -t$THREADS -c$CONNS -d${HALF}s "${base[@]}" | checked "$name baseline")
+    fi
+    echo "$b $m" >>"$work/$name.rounds"
+    printf '    round %d: baseline %s req/s, shroud %s req/s\n' "$r" "$b" "$m" >&2
+  done
+}
+
 settle
-step "trivial server: GET, $CONNS connections, ${DUR}s"
-wrk -t$THREADS -c$CONNS -d${DUR}s "http://127.0.0.1:$TP/v1/secret/data/bench/read" >"$work/triv.txt"
-step "shroud: KV v2 read, policy-limited token, audit on, $CONNS connections, ${DUR}s"
-wrk -t$THREADS -c$CONNS -d${DUR}s -H "X-Vault-Token: $TOKEN" "$A/v1/secret/data/bench/read" >"$work/read.txt"
+step "KV v2 read (policy-limited token, audit on) vs trivial GET: $ROUNDS rounds of ${HALF}s + ${HALF}s, $CONNS connections"
+rounds read "http://127.0.0.1:$TP/v1/secret/data/bench/read" -- \
+  -H "X-Vault-Token: $TOKEN" "$A/v1/secret/data/bench/read"
 settle
 step "shroud: KV v2 durable write (sqlite, synchronous=FULL), $CONNS connections, ${DUR}s"
-wrk -t$THREADS -c$CONNS -d${DUR}s -s "$work/write.lua" -H "X-Vault-Token: $TOKEN" "$A/" >"$work/write.txt"
-
+W=$(wrk -t$THREADS -c$CONNS -d${DUR}s -s "$work/write.lua" -H "X-Vault-Token: $TOKEN" "$A/" | checked write)
 settle
-step "trivial server again (baseline for transit), $CONNS connections, ${DUR}s"
-wrk -t$THREADS -c$CONNS -d${DUR}s "http://127.0.0.1:$TP/v1/secret/data/bench/read" >"$work/triv2.txt"
-step "shroud: transit encrypt of 64 bytes, $CONNS connections, ${DUR}s"
-wrk -t$THREADS -c$CONNS -d${DUR}s -s "$work/encrypt.lua" -H "X-Vault-Token: $TOKEN" "$A/v1/transit/encrypt/bench" >"$work/enc.txt"
+step "transit encrypt of 64 bytes vs trivial answering the same POST: $ROUNDS rounds of ${HALF}s + ${HALF}s, $CONNS connections"
+rounds enc -s "$work/encrypt.lua" "http://127.0.0.1:$TE/v1/transit/encrypt/bench" -- \
+  -s "$work/encrypt.lua" -H "X-Vault-Token: $TOKEN" "$A/v1/transit/encrypt/bench"
 settle
 step "shroud: transit batch encrypt, 1,000 items per request, 8 connections, ${DUR}s"
-wrk -t$THREADS -c8 -d${DUR}s -s "$work/batch.lua" -H "X-Vault-Token: $TOKEN" "$A/v1/transit/encrypt/bench" >"$work/batch.txt"
+B=$(wrk -t$THREADS -c8 -d${DUR}s -s "$work/batch.lua" -H "X-Vault-Token: $TOKEN" "$A/v1/transit/encrypt/bench" | checked batch)
 
-T=$(rps <"$work/triv.txt"); T2=$(rps <"$work/triv2.txt"); R=$(rps <"$work/read.txt"); W=$(rps <"$work/write.txt")
-E=$(rps <"$work/enc.txt"); B=$(rps <"$work/batch.txt")
-for f in read write enc batch; do if errs <"$work/$f.txt" | grep -q .; then echo "errors in $f run:"; errs <"$work/$f.txt"; fi; done
 RSS_AFTER=$(awk '/VmRSS/ {print $2}' /proc/$SPID/status)
 AUDIT_LINES=$(wc -l <"$work/audit.log")
 if shroud_out=$(./target/release/shroud audit verify "$work/audit.log" 2>&1); then :; fi
-python3 - "$T" "$R" "$W" "$RSS_IDLE" "$RSS_AFTER" "$AUDIT_LINES" "$shroud_out" "$E" "$B" "$T2" <<'PY'
-import sys
-t, r, w = map(float, sys.argv[1:4]); idle, after, lines = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-e, b, t2 = float(sys.argv[8]), float(sys.argv[9]), float(sys.argv[10])
+python3 - "$work" "$W" "$B" "$RSS_IDLE" "$RSS_AFTER" "$AUDIT_LINES" "$shroud_out" <<'PY'
+import statistics, sys
+work, w, b = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+idle, after, lines, verify = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7].strip()
+def load(name):
+    pairs = [tuple(map(float, l.split())) for l in open(f"{work}/{name}.rounds") if l.strip()]
+    ratios = [m / t for t, m in pairs]
+    return (statistics.median(t for t, _ in pairs), statistics.median(m for _, m in pairs),
+            statistics.median(ratios), min(ratios), max(ratios), len(pairs))
 print()
-print(f"trivial axum baseline   {t:12,.0f} req/s   (measured before the read run)")
-print(f"shroud KV v2 read       {r:12,.0f} req/s   ratio {r/t:.2f} of baseline   (target >= 0.60)")
-print(f"shroud KV v2 write      {w:12,.0f} req/s   durable, audited            (target >= 8,000)")
-print(f"trivial axum baseline   {t2:12,.0f} req/s   (measured before the encrypt run)")
-print(f"shroud transit encrypt  {e:12,.0f} req/s   ratio {e/t2:.2f} of baseline   (target >= 0.50)")
-print(f"shroud transit batch    {b*1000:12,.0f} items/s ({b:,.1f} requests of 1,000 items/s)")
-print(f"shroud idle RSS         {idle/1024:12.1f} MiB                            (target <= 20)")
-print(f"shroud RSS after load   {after/1024:12.1f} MiB")
-print(f"audit log               {lines:12,d} lines; verify: {sys.argv[7].strip()}")
+for name, label, target in [("read", "KV v2 read", 0.60), ("enc", "transit encrypt 64 B", 0.50)]:
+    t, m, r, lo, hi, n = load(name)
+    print(f"{label:22} {m:10,.0f} req/s   trivial {t:10,.0f} req/s   "
+          f"ratio {r:.2f} (median of {n} rounds, {lo:.2f}-{hi:.2f})   target >= {target:.2f}")
+print(f"{'KV v2 durable write':22} {w:10,.0f} req/s   audited, fsync per commit          target >= 8,000")
+print(f"{'transit batch encrypt':22} {b*1000:10,.0f} items/s ({b:,.1f} requests of 1,000 items/s)")
+print(f"{'idle RSS':22} {idle/1024:10.1f} MiB                                          target <= 20")
+print(f"{'RSS after load':22} {after/1024:10.1f} MiB")
+print(f"{'audit log':22} {lines:10,d} lines; verify: {verify}")
 PY
