@@ -13,6 +13,14 @@ mod input;
 mod report;
 mod table;
 
+/// mimalloc (v3) rather than glibc's malloc: the server allocates and frees many small
+/// buffers per request on two worker threads, and glibc's arena locks and consolidation showed
+/// as 8% of its CPU. Interleaved A/B (20 pairs): reads +5.5%, transit encrypt +4%; idle RSS
+/// 11.2 -> 12.9 MiB. Secret buffers are wiped by their own types before they are freed, so
+/// the allocator does not matter for that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;
