@@ -7,6 +7,7 @@
 pub mod api;
 pub mod approle;
 pub mod audit;
+pub mod coarse_timer;
 pub mod config;
 pub mod core;
 pub mod engine;
@@ -25,7 +26,7 @@ pub mod transit;
 pub mod wrapping;
 
 use crate::core::{Core, SealKind};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use shroud_core::{SecretString, Storage};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -337,11 +338,27 @@ async fn shutdown_signal() {
     }
 }
 
-/// Accept loop: HTTP/1.1 keep-alive, optional TLS, the peer address as a request extension.
+/// How long a client may take to send a request head, counted from when the server starts
+/// reading it (a new connection, or the end of the previous response on a keep-alive one).
+/// Slow-header clients and idle keep-alive connections are closed after it.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accept loop: HTTP/1.1 keep-alive, optional TLS, the peer address passed to every request.
 pub async fn serve(
     listener: TcpListener,
     core: Arc<Core>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<(), ServerError> {
+    serve_with(listener, core, tls, HEADER_READ_TIMEOUT, coarse_timer::TICK).await
+}
+
+/// [`serve`] with another header-read timeout, enforced to within `tick` (tests use short ones).
+pub async fn serve_with(
+    listener: TcpListener,
+    core: Arc<Core>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    header_read_timeout: Duration,
+    tick: Duration,
 ) -> Result<(), ServerError> {
     // SIGHUP reopens audit files, for logrotate's move-then-signal rotation.
     if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -356,6 +373,8 @@ pub async fn serve(
     }
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
+    // One timer for every connection's header-read timeout (see coarse_timer.rs).
+    let timer = coarse_timer::CoarseTimer::with_tick(tick);
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -375,6 +394,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let core = core.clone();
         let tls = tls.clone();
+        let timer = timer.clone();
         tokio::spawn(async move {
             let svc =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -385,8 +405,8 @@ pub async fn serve(
                 });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
+                .timer(timer)
+                .header_read_timeout(header_read_timeout)
                 .keep_alive(true);
             let _ = TokioExecutor::new();
             let result = match tls {
