@@ -97,3 +97,60 @@ async fn keep_alive_requests_are_served_and_an_idle_connection_is_closed() {
     assert!(rest.is_empty() || !String::from_utf8_lossy(&rest).contains("200 OK"));
     assert!(start.elapsed() + TIMEOUT / 2 >= TIMEOUT);
 }
+
+/// Sends `head` and then `chunks` as a chunked body, each chunk flushed on its own (so the
+/// server sees several body frames); returns the whole answer (the server closes after it).
+/// Stops sending if the server has already answered and closed (an oversized body).
+async fn chunked(addr: std::net::SocketAddr, head: &str, chunks: &[&[u8]]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut send = async || -> std::io::Result<()> {
+        for c in chunks {
+            s.write_all(format!("{:x}\r\n", c.len()).as_bytes()).await?;
+            s.write_all(c).await?;
+            s.write_all(b"\r\n").await?;
+            s.flush().await?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        s.write_all(b"0\r\n\r\n").await
+    };
+    let _ = send().await;
+    String::from_utf8_lossy(&read_to_close(&mut s).await).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_in_several_chunks_is_read_whole_and_an_oversized_one_is_413() {
+    let addr = server().await;
+    let head = |path: &str| {
+        format!(
+            "POST /v1/{path} HTTP/1.1\r\nHost: shroud\r\nX-Vault-Token: root-conn-test\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let answer = chunked(
+        addr,
+        &head("secret/data/chunked"),
+        &[b"{\"data\":{\"pass", b"word\":\"in-three-", b"frames\"}}"],
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"GET /v1/secret/data/chunked HTTP/1.1\r\nHost: shroud\r\n\
+          X-Vault-Token: root-conn-test\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let read = String::from_utf8_lossy(&read_to_close(&mut s).await).into_owned();
+    assert!(read.contains("\"password\":\"in-three-frames\""), "{read}");
+
+    // 33 chunks of 1 MiB: over the 32 MiB limit without any Content-Length.
+    let mib = vec![b' '; 1024 * 1024];
+    let chunks: Vec<&[u8]> = (0..33).map(|_| mib.as_slice()).collect();
+    let answer = chunked(addr, &head("secret/data/big"), &chunks).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+}
